@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch_geometric.nn.conv import MessagePassing
-from torch_geometric.utils import spmm, to_torch_csr_tensor
+from torch_geometric.utils import to_torch_csr_tensor
 
 from diffresnet_pyg.nn.dropout import keep_mask
 from diffresnet_pyg.nn.laplacian import (
@@ -15,6 +15,50 @@ from diffresnet_pyg.nn.laplacian import (
     check_laplacian,
     split_laplacian,
 )
+
+
+class _EulerSteps(torch.autograd.Function):
+    """``num_steps`` times ``x <- adj @ (x * mask)`` for a constant CSR ``adj``.
+
+    All steps run in two reused buffers (a fresh multi-megabyte allocation per
+    step costs page faults comparable to the product itself), only the boolean
+    masks are saved, and the backward uses the precomputed transpose
+    ``adj_back`` (``torch.sparse.mm`` would transpose and re-sort ``adj`` on
+    every call).
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: Tensor, adj: Tensor, adj_back: Tensor, num_steps: int, p: float
+    ) -> Tensor:
+        bufs = (torch.empty_like(x), torch.empty_like(x))
+        cur, masks = x, []
+        for _ in range(num_steps):
+            free = bufs[1] if cur is bufs[0] else bufs[0]
+            if p > 0.0:
+                masks.append(keep_mask(x.shape, p, x.device))
+                if cur is x:
+                    cur = torch.mul(x, masks[-1], out=free)
+                    free = bufs[1] if cur is bufs[0] else bufs[0]
+                else:
+                    cur.mul_(masks[-1])
+            cur = torch.addmm(free, adj, cur, beta=0.0, out=free)
+        ctx.adj_back = adj_back
+        ctx.num_steps = num_steps
+        ctx.save_for_backward(*masks)
+        return cur
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None, None]:
+        bufs = (torch.empty_like(grad), torch.empty_like(grad))
+        masks = ctx.saved_tensors
+        cur = grad.contiguous()
+        for k in reversed(range(ctx.num_steps)):
+            free = bufs[1] if cur is bufs[0] else bufs[0]
+            cur = torch.addmm(free, ctx.adj_back, cur, beta=0.0, out=free)
+            if masks:
+                cur.mul_(masks[k])
+        return cur, None, None, None, None
 
 
 class DiffusionConv(MessagePassing):
@@ -112,7 +156,7 @@ class DiffusionConv(MessagePassing):
         self.cached = cached
         self.check_stability = check_stability
         self._cached_laplacian: SplitLaplacian | None = None
-        self._cached_operators: dict[float, tuple[Tensor, Tensor | None]] = {}
+        self._cached_operators: dict[float, tuple[Tensor, Tensor]] = {}
 
     def reset_parameters(self) -> None:
         """Clear the cached operator (the layer has no parameters)."""
@@ -156,16 +200,25 @@ class DiffusionConv(MessagePassing):
         return lap
 
     def _operator(self, lap: SplitLaplacian, scale: float) -> tuple[
-        Tensor, Tensor | None
+        Tensor, Tensor
     ]:
+        """``(graph, other)`` for the operator ``scale * (I - step_size * L)``.
+
+        Differentiable weights give ``(edge_index, edge_weight)`` for message
+        passing; otherwise ``(adj, adj_back)``: CSR matrices whose rows are
+        the targets and the sources respectively.
+        """
         if self.cached and scale in self._cached_operators:
             return self._cached_operators[scale]
         edge_index, weight = lap.euler_operator(self.step_size, scale)
-        if weight.requires_grad:  # gather/scatter path: differentiable weights
-            op: tuple[Tensor, Tensor | None] = (edge_index, weight)
-        else:  # CSR adj_t (rows are targets): one spmm per step
+        if weight.requires_grad:
+            op = (edge_index, weight)
+        else:
             n = lap.num_nodes
-            op = (to_torch_csr_tensor(edge_index.flip(0), weight, size=(n, n)), None)
+            op = (
+                to_torch_csr_tensor(edge_index.flip(0), weight, size=(n, n)),
+                to_torch_csr_tensor(edge_index, weight, size=(n, n)),
+            )
         if self.cached:
             self._cached_operators[scale] = op
         return op
@@ -186,20 +239,19 @@ class DiffusionConv(MessagePassing):
                 f"'x' has {x.size(0)} nodes but the graph has {lap.num_nodes}"
             )
         drop = self.training and self.dropout > 0.0
-        adj, weight = self._operator(lap, 1.0 / (1.0 - self.dropout) if drop else 1.0)
+        graph, other = self._operator(lap, 1.0 / (1.0 - self.dropout) if drop else 1.0)
+        p = self.dropout if drop else 0.0
+        if graph.layout == torch.sparse_csr:
+            return _EulerSteps.apply(x.contiguous(), graph, other, self.num_steps, p)
         for _ in range(self.num_steps):
-            if drop:
-                x = x * keep_mask(x.shape, self.dropout, x.device)
-            x = self.propagate(adj, x=x, edge_weight=weight)
+            if p > 0.0:
+                x = x * keep_mask(x.shape, p, x.device)
+            x = self.propagate(graph, x=x, edge_weight=other)
         return x
 
     def message(self, x_j: Tensor, edge_weight: Tensor) -> Tensor:
-        """Weighted neighbour features."""
+        """Neighbour features weighted by the operator's edge weights."""
         return edge_weight.view(-1, 1) * x_j
-
-    def message_and_aggregate(self, adj_t: Any, x: Tensor) -> Tensor:
-        """One sparse-dense product with the Euler operator."""
-        return spmm(adj_t, x, reduce=self.aggr)
 
     def __repr__(self) -> str:
         return (

@@ -1,0 +1,67 @@
+"""Datasets, splits and transforms of the Diff-ResNet graph protocol.
+
+* :func:`load_dataset` and the per-format loaders read gnn-benchmark,
+  PyG (Planetoid, Coauthor, Amazon) and GraphData files into
+  :class:`torch_geometric.data.Data`; :func:`resolve_root` says where.
+* :func:`standardize` / :class:`Standardize` and :func:`row_normalize` /
+  :class:`RowNormalizeFeatures` are gnn-benchmark's preprocessing.
+* :func:`per_class_split` and :func:`protocol_splits` draw the authors' exact
+  random splits and initialization seeds.
+"""
+
+from diffresnet_pyg.data.io import (
+    DATASET_NAMES,
+    GNNBENCH_NAMES,
+    GNNBENCH_URL,
+    GRAPHDATA_NAMES,
+    PYG_DATASETS,
+    load_dataset,
+    load_gnnbench,
+    load_gnnbench_npz,
+    load_graphdata,
+    load_graphdata_npz,
+    load_pyg_dataset,
+)
+from diffresnet_pyg.data.root import DATA_ENV_VAR, resolve_root
+from diffresnet_pyg.data.split import (
+    Split,
+    apply_split,
+    per_class_split,
+    protocol_split,
+    protocol_splits,
+    split_seeds,
+)
+from diffresnet_pyg.data.transforms import (
+    RowNormalizeFeatures,
+    Standardize,
+    remove_small_classes,
+    row_normalize,
+    standardize,
+)
+
+__all__ = [
+    "DATASET_NAMES",
+    "DATA_ENV_VAR",
+    "GNNBENCH_NAMES",
+    "GNNBENCH_URL",
+    "GRAPHDATA_NAMES",
+    "PYG_DATASETS",
+    "RowNormalizeFeatures",
+    "Split",
+    "Standardize",
+    "apply_split",
+    "load_dataset",
+    "load_gnnbench",
+    "load_gnnbench_npz",
+    "load_graphdata",
+    "load_graphdata_npz",
+    "load_pyg_dataset",
+    "per_class_split",
+    "protocol_split",
+    "protocol_splits",
+    "remove_small_classes",
+    "resolve_root",
+    "row_normalize",
+    "split_seeds",
+    "standardize",
+]
