@@ -45,6 +45,7 @@ class AuthorsDiffusionNet(nn.Module):
         self.diagonal = diagonal
 
     def forward(self, x, adj):
+        """``x + ReLU(Wx)``, then dropout and ``x - step (diag - adj) x``."""
         x = x + F.relu(self.linear(x))
         for _ in range(self.layer_num):
             x = F.dropout(x, self.dropout, training=self.training)
@@ -100,8 +101,9 @@ def main() -> None:
     torch.manual_seed(split.init_seeds[0])
     authors = AuthorsDiffusionNet(f, c, 0.25, 20, 0.25, diagonal)
     torch.manual_seed(split.init_seeds[0])
-    ours = DiffResNet.reference(f, c, step_size=0.25, layer_num=20, dropout=0.25,
-                                cached=True)
+    ours = DiffResNet.reference(
+        f, c, step_size=0.25, layer_num=20, dropout=0.25, cached=True
+    )
     x_sparse = data.x.to_sparse_csr()
 
     # Same initial weights (same seed, same parameter order) and same eval math.
@@ -110,8 +112,10 @@ def main() -> None:
     ours.eval()
     with torch.no_grad():
         diff = (authors(data.x, adj) - ours(x_sparse, data.edge_index)).abs().max()
-    print(f"Cora LCC: {n} nodes, {f} features, {c} classes; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"Cora LCC: {n} nodes, {f} features, {c} classes; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
     print(f"same initial weights: {same_init}; max |eval logits diff|: {diff:.2e}")
 
     runs = {
@@ -124,14 +128,20 @@ def main() -> None:
     }
     times: dict[str, list[float]] = {name: [] for name in runs}
     for name, (model, x, graph) in runs.items():  # warm-up
-        epoch(model, optimizers[name], x, graph, data.y, split.train_idx,
-              split.val_idx)
+        epoch(model, optimizers[name], x, graph, data.y, split.train_idx, split.val_idx)
     for _ in range(args.rounds):
         for name, (model, x, graph) in runs.items():
             start = time.perf_counter()
             for _ in range(args.epochs):
-                epoch(model, optimizers[name], x, graph, data.y, split.train_idx,
-                      split.val_idx)
+                epoch(
+                    model,
+                    optimizers[name],
+                    x,
+                    graph,
+                    data.y,
+                    split.train_idx,
+                    split.val_idx,
+                )
             times[name].append((time.perf_counter() - start) / args.epochs)
     med = {name: statistics.median(t) for name, t in times.items()}
     for name, t in times.items():

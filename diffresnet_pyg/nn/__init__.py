@@ -1,7 +1,8 @@
 """Layers, models and graph builders."""
 
 from diffresnet_pyg.nn.conv import DiffusionConv, diffusion
-from diffresnet_pyg.nn.dropout import keep_mask
+from diffresnet_pyg.nn.dropout import keep_mask, keep_mask_bytes
+from diffresnet_pyg.nn.knn import gaussian_knn_graph, gaussian_weight_matrix, knn_graph
 from diffresnet_pyg.nn.laplacian import (
     LAPLACIANS,
     SplitLaplacian,
@@ -17,7 +18,11 @@ __all__ = [
     "ResidualBlock",
     "SplitLaplacian",
     "diffusion",
+    "gaussian_knn_graph",
+    "gaussian_weight_matrix",
     "keep_mask",
+    "keep_mask_bytes",
+    "knn_graph",
     "laplacian_max_eigenvalue",
     "split_laplacian",
 ]

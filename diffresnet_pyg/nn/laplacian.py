@@ -76,9 +76,9 @@ class SplitLaplacian(NamedTuple):
         src, dst = self.edge_index
         return out.index_put((dst, src), -self.weight, accumulate=True).view(n, n)
 
-    def euler_operator(self, step_size: float, scale: float = 1.0) -> tuple[
-        Tensor, Tensor
-    ]:
+    def euler_operator(
+        self, step_size: float, scale: float = 1.0
+    ) -> tuple[Tensor, Tensor]:
         r"""Edges and weights of :math:`\mathrm{scale} \cdot (I - \gamma L)`.
 
         Args:

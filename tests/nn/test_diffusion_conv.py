@@ -164,8 +164,12 @@ def test_dropout_before_every_step():
         expected = m @ (expected * keep_mask(expected.shape, p) / (1 - p))
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
     conv.eval()
-    torch.testing.assert_close(conv(x, edge_index, weight), euler_power(
-        lap.double(), x.double(), 0.3, 3).float(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        conv(x, edge_index, weight),
+        euler_power(lap.double(), x.double(), 0.3, 3).float(),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_normalization_once_per_call_and_cached(monkeypatch):
@@ -233,8 +237,10 @@ def test_unstable_step_is_rejected():
     # star graph: the centre's reference-Laplacian diagonal is large
     leaves = torch.arange(1, 30)
     edge_index = torch.stack(
-        [torch.cat([leaves, torch.zeros_like(leaves)]),
-         torch.cat([torch.zeros_like(leaves), leaves])]
+        [
+            torch.cat([leaves, torch.zeros_like(leaves)]),
+            torch.cat([torch.zeros_like(leaves), leaves]),
+        ]
     )
     x = torch.randn(30, 2)
     lam = laplacian_max_eigenvalue(edge_index)

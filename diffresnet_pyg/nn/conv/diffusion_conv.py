@@ -9,7 +9,7 @@ from torch import Tensor
 from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.utils import to_torch_csr_tensor
 
-from diffresnet_pyg.nn.dropout import keep_mask
+from diffresnet_pyg.nn.dropout import keep_mask_bytes
 from diffresnet_pyg.nn.laplacian import (
     SplitLaplacian,
     check_laplacian,
@@ -19,6 +19,9 @@ from diffresnet_pyg.nn.laplacian import (
 
 class _EulerSteps(torch.autograd.Function):
     """``num_steps`` times ``x <- adj @ (x * mask)`` for a constant CSR ``adj``.
+
+    ``mask`` is a fresh dropout keep-mask of probability ``1 - p`` per step
+    (none when ``p == 0``); the ``1 / (1 - p)`` rescaling is part of ``adj``.
 
     All steps run in two reused buffers (a fresh multi-megabyte allocation per
     step costs page faults comparable to the product itself), only the boolean
@@ -36,12 +39,13 @@ class _EulerSteps(torch.autograd.Function):
         for _ in range(num_steps):
             free = bufs[1] if cur is bufs[0] else bufs[0]
             if p > 0.0:
-                masks.append(keep_mask(x.shape, p, x.device))
+                masks.append(keep_mask_bytes(x.shape, p, x.device))
+                mask = masks[-1].to(x.dtype)
                 if cur is x:
-                    cur = torch.mul(x, masks[-1], out=free)
+                    cur = torch.mul(x, mask, out=free)
                     free = bufs[1] if cur is bufs[0] else bufs[0]
                 else:
-                    cur.mul_(masks[-1])
+                    cur.mul_(mask)
             cur = torch.addmm(free, adj, cur, beta=0.0, out=free)
         ctx.adj_back = adj_back
         ctx.num_steps = num_steps
@@ -57,7 +61,7 @@ class _EulerSteps(torch.autograd.Function):
             free = bufs[1] if cur is bufs[0] else bufs[0]
             cur = torch.addmm(free, ctx.adj_back, cur, beta=0.0, out=free)
             if masks:
-                cur.mul_(masks[k])
+                cur.mul_(masks[k].to(cur.dtype))
         return cur, None, None, None, None
 
 
@@ -199,9 +203,7 @@ class DiffusionConv(MessagePassing):
             self._cached_laplacian = lap
         return lap
 
-    def _operator(self, lap: SplitLaplacian, scale: float) -> tuple[
-        Tensor, Tensor
-    ]:
+    def _operator(self, lap: SplitLaplacian, scale: float) -> tuple[Tensor, Tensor]:
         """``(graph, other)`` for the operator ``scale * (I - step_size * L)``.
 
         Differentiable weights give ``(edge_index, edge_weight)`` for message
@@ -245,7 +247,7 @@ class DiffusionConv(MessagePassing):
             return _EulerSteps.apply(x.contiguous(), graph, other, self.num_steps, p)
         for _ in range(self.num_steps):
             if p > 0.0:
-                x = x * keep_mask(x.shape, p, x.device)
+                x = x * keep_mask_bytes(x.shape, p, x.device).to(x.dtype)
             x = self.propagate(graph, x=x, edge_weight=other)
         return x
 

@@ -16,8 +16,11 @@ _SPARSE_LAYOUTS = (torch.sparse_coo, torch.sparse_csr)
 
 
 class _SparseMatmul(torch.autograd.Function):
-    """``x @ weight.T`` for a constant sparse ``x``; the weight gradient is one
-    sparse-dense product with ``x.T`` (CSR) instead of a dense one."""
+    """``x @ weight.T`` for a constant sparse ``x``.
+
+    The weight gradient is one sparse-dense product with ``x.T`` (CSR) instead
+    of a dense one.
+    """
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, weight: Tensor) -> Tensor:
@@ -31,10 +34,10 @@ class _SparseMatmul(torch.autograd.Function):
 
 
 def linear(x: Tensor, lin: Linear) -> Tensor:
-    """Apply ``lin`` to dense or sparse (COO/CSR) ``x``.
+    r"""Apply ``lin`` to dense or sparse (COO/CSR) ``x``.
 
     Sparse input (e.g. bag-of-words features, ``data.x.to_sparse_csr()``) costs
-    :math:`O(\\mathrm{nnz}(x) \\cdot F_{out})` forward and backward instead of
+    :math:`O(\mathrm{nnz}(x) \cdot F_{out})` forward and backward instead of
     :math:`O(N F_{in} F_{out})`. Gradients flow to the layer's parameters,
     not to a sparse ``x``.
     """
@@ -66,11 +69,17 @@ class ResidualBlock(Module):
     """
 
     def __init__(
-        self, channels: int, num_layers: int = 2, act: str = "relu", dropout: float = 0.0
+        self,
+        channels: int,
+        num_layers: int = 2,
+        act: str = "relu",
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if num_layers not in (1, 2):
-            raise ValueError(f"'num_layers' of a block must be 1 or 2, got {num_layers}")
+            raise ValueError(
+                f"'num_layers' of a block must be 1 or 2, got {num_layers}"
+            )
         self.lins = ModuleList([Linear(channels, channels) for _ in range(num_layers)])
         self.act = activation_resolver(act)
         self.dropout = dropout
@@ -90,11 +99,11 @@ class ResidualBlock(Module):
 
 
 class DiffResNet(Module):
-    r"""Diffusion residual network from `"Diffusion Mechanism in Residual
-    Neural Network: Theory and Applications"
-    <https://arxiv.org/abs/2105.03155>`_ (Wang et al., TPAMI 2024).
+    r"""Diffusion residual network (Diff-ResNet).
 
-    Lie-Trotter splitting of the convection-diffusion ODE
+    From `"Diffusion Mechanism in Residual Neural Network: Theory and
+    Applications" <https://arxiv.org/abs/2105.03155>`_ (Wang et al., TPAMI
+    2024). Lie-Trotter splitting of the convection-diffusion ODE
     :math:`\dot x_i = f(x_i; \theta(t)) + \sum_j w_{ij} (x_j - x_i)`:
 
     .. math::
