@@ -277,8 +277,11 @@ def laplacian_max_eigenvalue(
     Example:
         >>> import torch
         >>> edge_index = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
-        >>> round(laplacian_max_eigenvalue(edge_index, laplacian="sym"), 6)
-        1.5
+        >>> lam = laplacian_max_eigenvalue(
+        ...     edge_index, laplacian="sym", add_self_loops=False
+        ... )
+        >>> round(lam, 6)  # the path graph is bipartite
+        2.0
     """
     lap = split_laplacian(
         graph, edge_weight, num_nodes, laplacian, add_self_loops, torch.float64
