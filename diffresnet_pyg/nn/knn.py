@@ -298,6 +298,32 @@ def _check_rank(name: str, value: int, num_points: int) -> None:
         )
 
 
+def _check_positive_rank_distance(
+    dist_k: Tensor, name: str, rank: int, batched: bool
+) -> None:
+    """Raise if a row's ``rank``-th smallest distance (sigma_i or the cut) is 0."""
+    zero = dist_k.squeeze(-1) == 0
+    if not bool(zero.any()):
+        return
+    episode, point = (int(i) for i in zero.nonzero()[0])
+    where = f"point {point}" + (f" of episode {episode}" if batched else "")
+    if rank > 1:
+        reason = f"at least {name} - 1 = {rank - 1} other points coincide with it"
+    elif name == "sigma":
+        reason = "sigma=1 selects the self distance, use sigma >= 2"
+    else:
+        reason = "n_top=1 keeps no entry, use n_top >= 2"
+    what = (
+        f"kernel width sigma_i = 0 at {where}"
+        if name == "sigma"
+        else f"row of {where} would be empty"
+    )
+    raise ValueError(
+        f"gaussian_weight_matrix: {what} (the {name}={rank}-th smallest distance "
+        f"of its row is 0: {reason}). Remove duplicate points or increase {name}"
+    )
+
+
 def gaussian_weight_matrix(x: Tensor, n_top: int = 8, sigma: int = 4) -> Tensor:
     r"""The truncated Gaussian-kernel weight matrix of the Diff-ResNet few-shot code.
 
@@ -390,34 +416,8 @@ def gaussian_weight_matrix(x: Tensor, n_top: int = 8, sigma: int = 4) -> Tensor:
     dist_n_top = dist.kthvalue(n_top, dim=-1, keepdim=True).values
     dist_sigma = dist.kthvalue(sigma, dim=-1, keepdim=True).values
 
-    zero_sigma = dist_sigma.squeeze(-1) == 0
-    if bool(zero_sigma.any()):
-        episode, point = (int(i) for i in zero_sigma.nonzero()[0])
-        where = f"point {point}" + (f" of episode {episode}" if batched else "")
-        reason = (
-            "sigma=1 selects the self distance, use sigma >= 2"
-            if sigma == 1
-            else f"at least sigma - 1 = {sigma - 1} other points coincide with it"
-        )
-        raise ValueError(
-            f"gaussian_weight_matrix: kernel width sigma_i = 0 at {where} (the "
-            f"sigma={sigma}-th smallest distance of its row is 0: {reason}); "
-            "the weights would be NaN. Remove duplicate points or increase sigma"
-        )
-    zero_top = dist_n_top.squeeze(-1) == 0
-    if bool(zero_top.any()):
-        episode, point = (int(i) for i in zero_top.nonzero()[0])
-        where = f"point {point}" + (f" of episode {episode}" if batched else "")
-        reason = (
-            "n_top=1 keeps no entry, use n_top >= 2"
-            if n_top == 1
-            else f"at least n_top - 1 = {n_top - 1} other points coincide with it"
-        )
-        raise ValueError(
-            f"gaussian_weight_matrix: row of {where} would be empty (the "
-            f"n_top={n_top}-th smallest distance of its row is 0: {reason}). "
-            "Remove duplicate points or increase n_top"
-        )
+    _check_positive_rank_distance(dist_sigma, "sigma", sigma, batched)
+    _check_positive_rank_distance(dist_n_top, "n_top", n_top, batched)
 
     kernel = torch.exp(-(dist / dist_sigma).pow(2))
     weight = torch.where(dist < dist_n_top, kernel, torch.zeros_like(kernel))
