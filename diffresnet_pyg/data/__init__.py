@@ -1,7 +1,8 @@
 """Datasets, splits and transforms of the Diff-ResNet graph protocol.
 
 * :func:`load_dataset` and the per-format loaders read gnn-benchmark,
-  PyG (Planetoid, Coauthor, Amazon) and GraphData files into
+  PyG (Planetoid, Coauthor, Amazon), GraphData and OGB (:func:`load_ogb`,
+  optional ``ogb`` dependency) datasets into
   :class:`torch_geometric.data.Data`; :func:`resolve_root` says where.
 * :func:`standardize` / :class:`Standardize` and :func:`row_normalize` /
   :class:`RowNormalizeFeatures` are gnn-benchmark's preprocessing.
@@ -14,12 +15,14 @@ from diffresnet_pyg.data.io import (
     GNNBENCH_NAMES,
     GNNBENCH_URL,
     GRAPHDATA_NAMES,
+    OGB_NAMES,
     PYG_DATASETS,
     load_dataset,
     load_gnnbench,
     load_gnnbench_npz,
     load_graphdata,
     load_graphdata_npz,
+    load_ogb,
     load_pyg_dataset,
 )
 from diffresnet_pyg.data.root import DATA_ENV_VAR, resolve_root
@@ -45,6 +48,7 @@ __all__ = [
     "GNNBENCH_NAMES",
     "GNNBENCH_URL",
     "GRAPHDATA_NAMES",
+    "OGB_NAMES",
     "PYG_DATASETS",
     "RowNormalizeFeatures",
     "Split",
@@ -55,6 +59,7 @@ __all__ = [
     "load_gnnbench_npz",
     "load_graphdata",
     "load_graphdata_npz",
+    "load_ogb",
     "load_pyg_dataset",
     "per_class_split",
     "protocol_split",

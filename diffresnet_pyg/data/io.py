@@ -1,6 +1,6 @@
 """Loaders of the graph datasets into :class:`torch_geometric.data.Data`.
 
-Three on-disk formats are read, each under its own folder of the dataset root
+Four on-disk formats are read, each under its own folder of the dataset root
 (see :func:`~diffresnet_pyg.data.resolve_root`):
 
 * ``<root>/gnnbench/<name>.npz``: the "Pitfalls of GNN evaluation"
@@ -13,6 +13,11 @@ Three on-disk formats are read, each under its own folder of the dataset root
   ``<root>/planetoid/Cora/raw/ind.cora.x``); PyG downloads missing raw files.
 * ``<root>/graphdata/<name>.npz``: the pickled-scipy files of the GraphData
   collection (never downloaded).
+* ``<root>/ogb``: the OGB node-property-prediction datasets in OGB's own
+  layout (e.g. ``<root>/ogb/ogbn_arxiv/raw/edge.csv.gz``), read and downloaded
+  by :class:`ogb.nodeproppred.PygNodePropPredDataset`. ``ogb`` is an optional
+  dependency (``pip install -e ".[ogb]"``), imported only when an OGB dataset
+  is loaded.
 
 Every loader returns ``x`` (dense :obj:`torch.float32`), ``y``
 (:obj:`torch.long`), ``edge_index`` (:obj:`torch.long`, coalesced) and
@@ -21,9 +26,13 @@ Every loader returns ``x`` (dense :obj:`torch.float32`), ``y``
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import shutil
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +55,14 @@ __all__ = [
     "GNNBENCH_NAMES",
     "GNNBENCH_URL",
     "GRAPHDATA_NAMES",
+    "OGB_NAMES",
     "PYG_DATASETS",
     "load_dataset",
     "load_gnnbench",
     "load_gnnbench_npz",
     "load_graphdata",
     "load_graphdata_npz",
+    "load_ogb",
     "load_pyg_dataset",
 ]
 
@@ -84,15 +95,24 @@ PYG_DATASETS: dict[str, tuple[str, ...]] = {
     "amazon": ("Computers", "Photo"),
 }
 
+#: The OGB node-property-prediction datasets (``<root>/ogb/<name>``, read by
+#: the optional ``ogb`` package): the homogeneous single-label ones.
+OGB_NAMES: tuple[str, ...] = ("ogbn-arxiv", "ogbn-products")
+
 #: Every name :func:`load_dataset` accepts (matched case-insensitively; the
-#: gnn-benchmark names may also be written ``gnnbench/<name>``).
+#: gnn-benchmark names may also be written ``gnnbench/<name>``, the OGB names
+#: without their ``ogb/`` prefix).
 DATASET_NAMES: tuple[str, ...] = (
     GNNBENCH_NAMES
     + tuple(
         f"{family}/{name}" for family, names in PYG_DATASETS.items() for name in names
     )
     + tuple(f"graphdata/{name}" for name in GRAPHDATA_NAMES)
+    + tuple(f"ogb/{name}" for name in OGB_NAMES)
 )
+
+#: How to install the optional ``ogb`` dependency.
+_OGB_INSTALL_HINT = 'pip install -e ".[ogb]" (or: pip install "ogb>=1.3")'
 
 #: gnn-benchmark drops the classes of ``cora_full`` with at most
 #: ``train + val = 20 + 30`` nodes before the split.
@@ -465,6 +485,266 @@ def _pyg_raw_files(family: str, name: str, folder: Path) -> tuple[Path, list[str
     return folder / name / "raw", [f"amazon_electronics_{name.lower()}.npz"]
 
 
+def _import_ogb_dataset() -> type[InMemoryDataset]:
+    """Import :class:`ogb.nodeproppred.PygNodePropPredDataset` on first use."""
+    try:
+        import ogb  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            "the OGB datasets need the optional dependency 'ogb', which is not "
+            f"installed; install it with {_OGB_INSTALL_HINT}"
+        ) from exc
+    try:
+        from ogb.nodeproppred.dataset_pyg import PygNodePropPredDataset
+    except ImportError as exc:
+        raise ImportError(
+            "'ogb' is installed but ogb.nodeproppred.PygNodePropPredDataset "
+            f"cannot be imported ({exc}); reinstall it with {_OGB_INSTALL_HINT}"
+        ) from exc
+    return PygNodePropPredDataset
+
+
+def _ogb_meta(name: str) -> dict[str, str]:
+    """The row of ``ogb/nodeproppred/master.csv`` for :obj:`name`, as ogb reads it."""
+    import ogb.nodeproppred
+    import pandas as pd
+
+    path = Path(ogb.nodeproppred.__file__).parent / "master.csv"
+    master = pd.read_csv(path, index_col=0, keep_default_na=False)
+    if name not in master:
+        raise ValueError(
+            f"the installed ogb does not know the dataset {name!r} ({path})"
+        )
+    return {str(k): str(v) for k, v in master[name].items()}
+
+
+def _ogb_required_files(meta: dict[str, str]) -> tuple[list[str], list[str]]:
+    """Files (relative to the dataset folder) that ogb reads for a CSV dataset.
+
+    Returns the raw files that processing reads and the subset whose absence
+    makes ogb download (its ``raw_file_names``).
+    """
+    trigger = ["edge"]
+    if meta["has_node_attr"] == "True":
+        trigger.append("node-feat")
+    if meta["has_edge_attr"] == "True":
+        trigger.append("edge-feat")
+    extra = [
+        f
+        for key in ("additional node files", "additional edge files")
+        if meta[key] != "None"
+        for f in meta[key].split(",")
+    ]
+    raw = [*trigger, "num-node-list", "num-edge-list", "node-label", *extra]
+    return (
+        [f"raw/{f}.csv.gz" for f in raw],
+        [f"raw/{f}.csv.gz" for f in trigger],
+    )
+
+
+def _ogb_missing_files(dataset_dir: Path, meta: dict[str, str]) -> list[str]:
+    """The files ogb would need but cannot find (empty if it can load offline)."""
+    raw_files, _ = _ogb_required_files(meta)
+    missing: list[str] = []
+    if not (dataset_dir / "processed" / "geometric_data_processed.pt").is_file():
+        missing += [f for f in raw_files if not (dataset_dir / f).is_file()]
+    split = f"split/{meta['split']}"
+    if not (dataset_dir / split / "split_dict.pt").is_file():
+        missing += [
+            f"{split}/{part}.csv.gz"
+            for part in ("train", "valid", "test")
+            if not (dataset_dir / split / f"{part}.csv.gz").is_file()
+        ]
+    return missing
+
+
+def _holds_no_file(folder: Path) -> bool:
+    """Whether :obj:`folder` holds no file at any depth (only empty folders)."""
+    return not any(p.is_file() or p.is_symlink() for p in folder.rglob("*"))
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Delete :obj:`folder` if it holds nothing but empty folders."""
+    if folder.is_dir() and _holds_no_file(folder):
+        logger.debug("removing empty leftover folder %s", folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _ogb_torch_load_allowlist() -> Iterator[None]:
+    """Let ogb's ``torch.load`` read PyG's processed file under PyTorch >= 2.6.
+
+    ogb 1.3.6 calls ``torch.load(path)`` on the ``(Data, slices)`` pair it
+    saved itself; since PyTorch 2.6 that is ``weights_only=True``, which
+    refuses PyG's storage classes. They are allowed for the duration only.
+    """
+    safe_globals = getattr(torch.serialization, "safe_globals", None)
+    if safe_globals is None:  # PyTorch < 2.5: torch.load unpickles anything
+        yield
+        return
+    from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
+    from torch_geometric.data.storage import GlobalStorage
+
+    with safe_globals([DataEdgeAttr, DataTensorAttr, GlobalStorage]):
+        yield
+
+
+@contextlib.contextmanager
+def _stdout_to_log(what: str) -> Iterator[None]:
+    """Capture what ogb prints on stdout and log it at DEBUG level."""
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield
+    finally:
+        for line in buffer.getvalue().splitlines():
+            if line.strip():
+                logger.debug("%s: %s", what, line)
+
+
+def _ogb_to_data(dataset: InMemoryDataset, name: str) -> Data:
+    """Our :class:`Data` (x, flat y, coalesced edges, split masks) from ogb's."""
+    raw = dataset[0]
+    num_nodes = int(raw.num_nodes)
+    y = raw.y
+    if y is None or y.is_floating_point():
+        raise ValueError(
+            f"ogb dataset {name!r} has no integer class labels (got "
+            f"{None if y is None else y.dtype}); only single-label datasets "
+            f"are supported ({', '.join(OGB_NAMES)})"
+        )
+    if y.dim() == 2 and y.size(1) == 1:
+        y = y.view(-1)
+    if y.dim() != 1 or y.numel() != num_nodes:
+        raise ValueError(
+            f"ogb dataset {name!r}: expected one label per node, got labels of "
+            f"shape {tuple(y.shape)} for {num_nodes} nodes"
+        )
+    edge_index = coalesce(raw.edge_index.long(), num_nodes=num_nodes)
+    data = Data(edge_index=edge_index, num_nodes=num_nodes)
+    if raw.x is not None:
+        data.x = raw.x.to(torch.float32).contiguous()
+    data.y = y.to(torch.long).contiguous()
+    for key, value in raw.items():
+        if key in ("x", "y", "edge_index", "num_nodes", "edge_attr"):
+            continue
+        if isinstance(value, torch.Tensor) and raw.is_node_attr(key):
+            data[key] = value  # e.g. ogbn-arxiv's ``node_year``
+    split = dataset.get_idx_split()  # type: ignore[attr-defined]
+    masks = (("train", "train_mask"), ("valid", "val_mask"), ("test", "test_mask"))
+    for part, attr in masks:
+        index = torch.as_tensor(split[part], dtype=torch.long).view(-1)
+        mask = torch.zeros(num_nodes, dtype=torch.bool)
+        mask[index] = True
+        data[attr] = mask
+    return data
+
+
+def load_ogb(name: str, root: PathLike | None = None, *, download: bool = True) -> Data:
+    """Load an OGB node-property-prediction dataset from ``<root>/ogb``.
+
+    ``load_ogb("ogbn-arxiv", root)`` is ``PygNodePropPredDataset(name=
+    "ogbn-arxiv", root=root / "ogb")`` and reads OGB's own layout under
+    ``root/ogb/ogbn_arxiv/`` (``RELEASE_v1.txt``; ``raw/edge.csv.gz``,
+    ``node-feat.csv.gz``, ``node-label.csv.gz``, ``num-node-list.csv.gz``,
+    ``num-edge-list.csv.gz``, ``node_year.csv.gz``; ``split/time/{train,
+    valid,test}.csv.gz``); ogb downloads and unpacks the dataset's zip when
+    the raw files are missing and writes ``processed/`` next to ``raw/``.
+    ``ogb`` is an optional dependency, imported here only:
+    ``pip install -e ".[ogb]"``.
+
+    The graph is returned as ogb builds it, made uniform with the other
+    loaders: ``x`` float32, ``y`` int64 of shape ``[num_nodes]``,
+    ``edge_index`` int64 and coalesced (``ogbn-arxiv`` stays directed,
+    ``ogbn-products`` is stored with both directions), other node-level
+    tensors kept (``node_year`` of ``ogbn-arxiv``), and OGB's official split
+    (``get_idx_split()``) as boolean ``train_mask``, ``val_mask`` (OGB's
+    ``valid``) and ``test_mask``.
+
+    ogb asks on stdin before downloading more than 1 GB (``ogbn-products``);
+    declining raises :class:`FileNotFoundError` here. A dataset folder
+    without ogb's ``RELEASE_v<version>.txt`` would make ogb ask on stdin
+    whether to delete it; such a folder is removed if it holds no file (a
+    failed download) and rejected with :class:`FileNotFoundError` otherwise.
+
+    Args:
+        name (str): One of :obj:`OGB_NAMES` (``"ogbn-arxiv"``,
+            ``"ogbn-products"``), case-insensitive; an ``"ogb/"`` prefix is
+            accepted.
+        root (str or os.PathLike, optional): Dataset root, see
+            :func:`~diffresnet_pyg.data.resolve_root`. (default: :obj:`None`)
+        download (bool, optional): If :obj:`False`, raise instead of letting
+            ogb download missing files. (default: :obj:`True`)
+
+    Returns:
+        torch_geometric.data.Data: The graph with the official split masks.
+
+    Raises:
+        ImportError: If ``ogb`` is not installed (the message says how to
+            install it).
+        ValueError: For an unknown name.
+        FileNotFoundError: If files are missing and cannot be downloaded; the
+            message names the folder, the files and the URL.
+    """
+    if isinstance(name, str) and name.lower().startswith("ogb/"):
+        name = name[len("ogb/") :]
+    name = _check_name(name, OGB_NAMES, "OGB")
+    cls = _import_ogb_dataset()
+    meta = _ogb_meta(name)
+    folder = resolve_root(root) / "ogb"
+    dir_name = name.replace("-", "_")
+    if (folder / f"{dir_name}_pyg").exists():  # ogb prefers an old "_pyg" folder
+        dir_name = f"{dir_name}_pyg"
+    dataset_dir = folder / dir_name
+    marker = f"RELEASE_v{meta['version']}.txt"
+    url = meta["url"]
+    hint = (
+        f"put OGB's files for {name!r} in {dataset_dir}: ogb downloads {url} "
+        f"and unpacks its folder '{meta['download_name']}' as {dataset_dir} "
+        f"({marker}, raw/, split/{meta['split']}/); without network, download "
+        "and unzip it there yourself, or point the dataset root elsewhere "
+        "(argument 'root' or DIFFRESNET_PYG_DATA)"
+    )
+
+    if dataset_dir.is_dir() and not (dataset_dir / marker).is_file():
+        if not _holds_no_file(dataset_dir):
+            raise FileNotFoundError(
+                f"dataset 'ogb/{name}': {dataset_dir} exists but has no "
+                f"{marker}, so ogb would ask on stdin whether to delete it. "
+                f"Add the complete release (unzip {url}: it holds {marker}), "
+                "or delete the folder to download it again"
+            )
+        _remove_if_empty(dataset_dir)  # left over by a failed download
+
+    missing = _ogb_missing_files(dataset_dir, meta)
+    if not missing:
+        with _stdout_to_log(name), _ogb_torch_load_allowlist():
+            dataset = cls(name=name, root=os.fspath(folder))
+    else:
+        message = f"dataset 'ogb/{name}' is missing files {missing}; {hint}"
+        _, trigger = _ogb_required_files(meta)
+        if not download:
+            raise FileNotFoundError(message)
+        if all((dataset_dir / f).is_file() for f in trigger):
+            # ogb would not download (its raw files are there) and then fail.
+            raise FileNotFoundError(message)
+        logger.info("%s: files missing, ogb will download %s", dataset_dir, url)
+        folder_existed = folder.is_dir()
+        try:
+            with _ogb_torch_load_allowlist():
+                dataset = cls(name=name, root=os.fspath(folder))
+        except (Exception, SystemExit) as exc:  # ogb calls exit() on "no"
+            _remove_if_empty(dataset_dir)
+            if not folder_existed:
+                _remove_if_empty(folder)
+            if _ogb_missing_files(dataset_dir, meta):
+                raise FileNotFoundError(f"download failed: {message}") from exc
+            raise
+    data = _ogb_to_data(dataset, name)
+    logger.debug("loaded ogb/%s: %s", name, data)
+    return data
+
+
 def load_dataset(
     name: str,
     root: PathLike | None = None,
@@ -489,7 +769,12 @@ def load_dataset(
       ``"coauthor/Physics"``, ``"amazon/Computers"``, ``"amazon/Photo"``;
     * GraphData files (``<root>/graphdata/``, never downloaded):
       ``"graphdata/coauthor_cs"``, ``"graphdata/coauthor_phy"``,
-      ``"graphdata/amazon_cs"``.
+      ``"graphdata/amazon_cs"``;
+    * OGB node-property-prediction datasets (``<root>/ogb/``, read and
+      downloaded by the optional ``ogb`` package, ``pip install -e ".[ogb]"``;
+      the ``ogb/`` prefix may be left out): ``"ogb/ogbn-arxiv"``,
+      ``"ogb/ogbn-products"``. They carry OGB's official split as
+      ``train_mask``, ``val_mask`` and ``test_mask`` (see :func:`load_ogb`).
 
     With the defaults the result is the authors' input: unweighted,
     undirected, no self loops, largest connected component, binary features
@@ -498,6 +783,18 @@ def load_dataset(
     :func:`~diffresnet_pyg.data.row_normalize`). For ``cora_full`` the
     classes with at most 50 nodes are removed and the graph standardized
     again, as gnn-benchmark does.
+
+    OGB graphs: their features are dense real-valued embeddings, so
+    :obj:`standardize` does not binarize them (it would turn ``ogbn-arxiv``'s
+    features into all ones); everything else applies: the graph becomes
+    undirected (``ogbn-arxiv`` is stored directed) and only its largest
+    connected component is kept. The split masks are then restricted to the
+    kept nodes (``orig_index`` maps them back), so nodes outside the
+    component leave the official train/valid/test sets and the result is not
+    comparable with OGB's leaderboard; pass ``standardize=False`` for OGB's
+    own setting. :obj:`normalize_features` divides rows by their sums as for
+    the other datasets; the embeddings have negative entries, for which that is
+    ill-defined (a warning is logged): pass ``normalize_features=False``.
 
     Args:
         name (str): The dataset, one of the names above
@@ -517,11 +814,13 @@ def load_dataset(
 
     Returns:
         torch_geometric.data.Data: ``x``, ``y``, ``edge_index``,
-        ``num_nodes`` (and ``orig_index`` when standardized).
+        ``num_nodes`` (and ``orig_index`` when standardized; the split masks
+        for Planetoid and OGB).
 
     Raises:
         ValueError: For an unknown name (the message lists the allowed ones).
         FileNotFoundError: If files are missing and cannot be downloaded.
+        ImportError: For an OGB dataset when ``ogb`` is not installed.
 
     Example:
         >>> from diffresnet_pyg.data import load_dataset
@@ -534,8 +833,11 @@ def load_dataset(
     key = name.strip().lower()
     if key.startswith("gnnbench/"):
         key = key[len("gnnbench/") :]
+    if key.startswith("ogbn-"):
+        key = f"ogb/{key}"
     family, _, sub = key.partition("/")
     canonical: str
+    binarize = True
     if not sub and key in GNNBENCH_NAMES:
         data = load_gnnbench(key, root, download=download)
         canonical = key
@@ -546,6 +848,11 @@ def load_dataset(
         pyg_name = _check_name(sub, PYG_DATASETS[family], family)
         data = load_pyg_dataset(family, pyg_name, root, download=download)
         canonical = f"{family}/{pyg_name}"
+    elif family == "ogb" and sub in {n.lower() for n in OGB_NAMES}:
+        ogb_name = _check_name(sub, OGB_NAMES, "OGB")
+        data = load_ogb(ogb_name, root, download=download)
+        canonical = f"ogb/{ogb_name}"
+        binarize = False  # dense real-valued embeddings
     else:
         raise ValueError(
             f"unknown dataset {name!r}; allowed: {', '.join(DATASET_NAMES)}"
@@ -554,14 +861,24 @@ def load_dataset(
     if min_class_size is not None and min_class_size < 0:
         raise ValueError(f"min_class_size must be >= 0 (got {min_class_size})")
     if standardize:
-        data = _standardize(data)
+        data = _standardize(data, binarize_features=binarize)
         if min_class_size is None and canonical == "cora_full":
             min_class_size = _CORA_FULL_MIN_CLASS_SIZE
         if min_class_size:
-            data = _standardize(remove_small_classes(data, min_class_size))
+            data = _standardize(
+                remove_small_classes(data, min_class_size),
+                binarize_features=binarize,
+            )
     elif min_class_size:
         raise ValueError("min_class_size needs standardize=True")
     if normalize_features and data.x is not None:
+        if data.x.layout == torch.strided and bool((data.x < 0).any()):
+            logger.warning(
+                "dataset %s: row-normalizing features with negative entries "
+                "(row sums may be near zero); pass normalize_features=False "
+                "to keep them as they are",
+                canonical,
+            )
         data.x = row_normalize(data.x)
     logger.info("dataset %s: %s", canonical, data)
     return data
