@@ -10,21 +10,20 @@
   random splits and initialization seeds.
 """
 
-from diffresnet_pyg.data.io import (
-    DATASET_NAMES,
+from diffresnet_pyg.data.datasets import DATASET_NAMES, load_dataset
+from diffresnet_pyg.data.gnnbench import (
     GNNBENCH_NAMES,
     GNNBENCH_URL,
-    GRAPHDATA_NAMES,
-    OGB_NAMES,
-    PYG_DATASETS,
-    load_dataset,
     load_gnnbench,
     load_gnnbench_npz,
+)
+from diffresnet_pyg.data.graphdata import (
+    GRAPHDATA_NAMES,
     load_graphdata,
     load_graphdata_npz,
-    load_ogb,
-    load_pyg_dataset,
 )
+from diffresnet_pyg.data.ogb import OGB_NAMES, load_ogb
+from diffresnet_pyg.data.pyg_datasets import PYG_DATASETS, load_pyg_dataset
 from diffresnet_pyg.data.root import DATA_ENV_VAR, resolve_root
 from diffresnet_pyg.data.split import (
     Split,

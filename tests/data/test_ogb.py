@@ -157,7 +157,7 @@ def test_standardize_keeps_split_on_largest_component(
 ):
     write_ogb_dataset(tmp_path / "ogb")
     raw = load_ogb("ogbn-arxiv", tmp_path)
-    with caplog.at_level(logging.WARNING, logger="diffresnet_pyg.data.io"):
+    with caplog.at_level(logging.WARNING, logger="diffresnet_pyg.data.datasets"):
         data = load_dataset("ogbn-arxiv", tmp_path)  # the defaults
 
     keep = torch.arange(27)

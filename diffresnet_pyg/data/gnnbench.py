@@ -1,0 +1,165 @@
+"""The gnn-benchmark (`shchur/gnn-benchmark`) npz datasets.
+
+``<root>/gnnbench/<name>.npz``: the "Pitfalls of GNN evaluation"
+(gnn-benchmark) files that the Diff-ResNet authors use; downloaded from
+gnn-benchmark's repository when missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch_geometric.data
+from torch_geometric.data import Data
+
+from diffresnet_pyg.data._common import PathLike, check_name
+from diffresnet_pyg.data._convert import to_data
+from diffresnet_pyg.data.root import resolve_root
+
+__all__ = ["GNNBENCH_NAMES", "GNNBENCH_URL", "load_gnnbench", "load_gnnbench_npz"]
+
+logger = logging.getLogger(__name__)
+
+#: Where gnn-benchmark's npz files are downloaded from (``<url><name>.npz``).
+GNNBENCH_URL = "https://github.com/shchur/gnn-benchmark/raw/master/data/npz/"
+
+#: The gnn-benchmark files (``<root>/gnnbench/<name>.npz``).
+GNNBENCH_NAMES: tuple[str, ...] = (
+    "cora",
+    "citeseer",
+    "pubmed",
+    "cora_full",
+    "amazon_electronics_computers",
+    "amazon_electronics_photo",
+    "ms_academic_cs",
+    "ms_academic_phy",
+)
+
+
+def _csr_from_parts(loader: Any, prefix: str) -> sp.csr_matrix:
+    """A CSR matrix from ``<prefix>_data, _indices, _indptr, _shape``."""
+    return sp.csr_matrix(
+        (
+            loader[f"{prefix}_data"],
+            loader[f"{prefix}_indices"],
+            loader[f"{prefix}_indptr"],
+        ),
+        shape=tuple(int(s) for s in loader[f"{prefix}_shape"]),
+    )
+
+
+def load_gnnbench_npz(path: PathLike) -> Data:
+    """Read one gnn-benchmark ``.npz`` file (no preprocessing).
+
+    Reads the keys as gnn-benchmark's ``load_npz_to_sparse_graph`` does: the
+    adjacency from ``adj_data, adj_indices, adj_indptr, adj_shape`` (CSR);
+    features from ``attr_data, attr_indices, attr_indptr, attr_shape`` (CSR)
+    or ``attr_matrix`` (dense), or none; labels from ``labels`` or the CSR parts
+    ``labels_data, labels_indices, labels_indptr, labels_shape`` (one label per
+    row becomes class indices, several a multi-hot ``[N, C]`` matrix).
+
+    Every stored adjacency entry is an edge. If some stored weight is not 1
+    the weights are kept as ``edge_weight``.
+
+    Args:
+        path (str or os.PathLike): The ``.npz`` file.
+
+    Returns:
+        torch_geometric.data.Data: ``edge_index``, ``x`` (dense float32; absent
+        if the file has no attributes), ``y``, ``num_nodes``.
+    """
+    path = Path(path)
+    # Only the needed keys are read, without unpickling anything.
+    with np.load(path, allow_pickle=False) as loader:
+        keys = set(loader.files)
+        missing = [
+            k
+            for k in ("adj_data", "adj_indices", "adj_indptr", "adj_shape")
+            if k not in keys
+        ]
+        if missing:
+            raise ValueError(
+                f"{path} is not a gnn-benchmark npz file: keys {missing} are "
+                f"missing (found {sorted(keys)})"
+            )
+        adj = _csr_from_parts(loader, "adj")
+        attr: sp.csr_matrix | np.ndarray | None
+        if "attr_data" in keys:
+            attr = _csr_from_parts(loader, "attr")
+        elif "attr_matrix" in keys:
+            attr = np.asarray(loader["attr_matrix"])
+        else:
+            attr = None
+        labels: Any
+        if "labels_data" in keys:
+            labels = _csr_from_parts(loader, "labels")
+        elif "labels" in keys:
+            labels = loader["labels"]
+        else:
+            labels = None
+    data = to_data(adj, attr, labels, path)
+    logger.debug("loaded %s: %s", path, data)
+    return data
+
+
+def _download_failed_error(name: str, path: Path, url: str) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"dataset {name!r} is missing and could not be downloaded. Put the file "
+        f"at {path} (download it from {url}), or point the dataset root "
+        "elsewhere (argument 'root' or the DIFFRESNET_PYG_DATA environment "
+        "variable)."
+    )
+
+
+def load_gnnbench(
+    name: str, root: PathLike | None = None, *, download: bool = True
+) -> Data:
+    """Load ``<root>/gnnbench/<name>.npz``, downloading it only if it is missing.
+
+    Missing files are fetched with :func:`torch_geometric.data.download_url`
+    from ``https://github.com/shchur/gnn-benchmark/raw/master/data/npz/<name>.npz``
+    (into a temporary name first, so an interrupted download leaves nothing
+    behind). No preprocessing is applied (see :func:`load_dataset`).
+
+    Args:
+        name (str): One of :obj:`GNNBENCH_NAMES` (``"cora"``, ``"citeseer"``,
+            ``"pubmed"``, ``"cora_full"``, ``"amazon_electronics_computers"``,
+            ``"amazon_electronics_photo"``, ``"ms_academic_cs"``,
+            ``"ms_academic_phy"``).
+        root (str or os.PathLike, optional): Dataset root, see
+            :func:`~diffresnet_pyg.data.resolve_root`. (default: :obj:`None`)
+        download (bool, optional): If :obj:`False`, never download.
+            (default: :obj:`True`)
+
+    Returns:
+        torch_geometric.data.Data: The raw graph.
+
+    Raises:
+        ValueError: For an unknown name.
+        FileNotFoundError: If the file is missing and cannot be downloaded;
+            the message names the path to put it at and the URL.
+    """
+    name = check_name(name, GNNBENCH_NAMES, "gnn-benchmark")
+    folder = resolve_root(root) / "gnnbench"
+    path = folder / f"{name}.npz"
+    url = f"{GNNBENCH_URL}{name}.npz"
+    if not path.is_file():
+        if not download:
+            raise _download_failed_error(name, path, url)
+        logger.info("%s not found; downloading %s", path, url)
+        part = folder / f"{name}.npz.part"
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            torch_geometric.data.download_url(
+                url, os.fspath(folder), log=False, filename=part.name
+            )
+            os.replace(part, path)
+        except Exception as exc:
+            part.unlink(missing_ok=True)
+            raise _download_failed_error(name, path, url) from exc
+    return load_gnnbench_npz(path)

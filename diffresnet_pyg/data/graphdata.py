@@ -1,0 +1,111 @@
+"""The GraphData collection's npz files of pickled scipy objects.
+
+``<root>/graphdata/<name>.npz``: the pickled-scipy files of the GraphData
+collection (never downloaded).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from torch_geometric.data import Data
+
+from diffresnet_pyg.data._common import PathLike, check_name
+from diffresnet_pyg.data._convert import to_data
+from diffresnet_pyg.data.root import resolve_root
+
+__all__ = ["GRAPHDATA_NAMES", "load_graphdata", "load_graphdata_npz"]
+
+logger = logging.getLogger(__name__)
+
+#: The GraphData files (``<root>/graphdata/<name>.npz``).
+GRAPHDATA_NAMES: tuple[str, ...] = ("coauthor_cs", "coauthor_phy", "amazon_cs")
+
+
+def _unwrap(value: Any) -> Any:
+    """The object inside a pickled 0-d object array (other values unchanged)."""
+    if isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 0:
+        return value.item()
+    return value
+
+
+def _to_csr(value: Any, what: str, path: Path) -> sp.csr_matrix | np.ndarray:
+    """Unwrap a pickled 0-d object array; return CSR for sparse input."""
+    value = _unwrap(value)
+    if sp.issparse(value):
+        return sp.csr_matrix(value)
+    if isinstance(value, np.ndarray):
+        return value
+    raise ValueError(
+        f"{path}: '{what}' must be a scipy sparse matrix or a numpy array "
+        f"(got {type(value).__name__})"
+    )
+
+
+def load_graphdata_npz(path: PathLike) -> Data:
+    """Read one GraphData ``.npz`` file of pickled scipy objects (no preprocessing).
+
+    The file holds ``adj_matrix`` (a 0-d object array holding a CSR matrix),
+    ``node_attr`` (CSR or dense), ``node_label`` and ``metadata``; it is read
+    with ``numpy.load(path, allow_pickle=True)``, so only load files you trust.
+    The adjacency is returned as stored (``amazon_cs`` is directed;
+    :func:`~diffresnet_pyg.data.standardize` symmetrizes it).
+
+    Args:
+        path (str or os.PathLike): The ``.npz`` file.
+
+    Returns:
+        torch_geometric.data.Data: ``edge_index``, ``x`` (dense float32),
+        ``y``, ``num_nodes``.
+    """
+    path = Path(path)
+    with warnings.catch_warnings():
+        # The pickles name ``scipy.sparse.csr.csr_matrix`` (an old namespace).
+        warnings.filterwarnings(
+            "ignore", message=r".*scipy\.sparse\.\w+` namespace is deprecated"
+        )
+        with np.load(path, allow_pickle=True) as loader:
+            loader = {key: loader[key] for key in loader.files}
+    missing = [k for k in ("adj_matrix", "node_attr", "node_label") if k not in loader]
+    if missing:
+        raise ValueError(
+            f"{path} is not a GraphData npz file: keys {missing} are missing "
+            f"(found {sorted(loader)})"
+        )
+    adj = _to_csr(loader["adj_matrix"], "adj_matrix", path)
+    attr = _to_csr(loader["node_attr"], "node_attr", path)
+    labels = _unwrap(loader["node_label"])
+    data = to_data(adj, attr, labels, path)
+    logger.debug("loaded %s: %s", path, data)
+    return data
+
+
+def load_graphdata(name: str, root: PathLike | None = None) -> Data:
+    """Load ``<root>/graphdata/<name>.npz`` (never downloaded).
+
+    Args:
+        name (str): One of :obj:`GRAPHDATA_NAMES` (``"coauthor_cs"``,
+            ``"coauthor_phy"``, ``"amazon_cs"``).
+        root (str or os.PathLike, optional): Dataset root. (default: :obj:`None`)
+
+    Returns:
+        torch_geometric.data.Data: The raw graph.
+
+    Raises:
+        ValueError: For an unknown name.
+        FileNotFoundError: If the file is missing; the message names the path.
+    """
+    name = check_name(name, GRAPHDATA_NAMES, "GraphData")
+    path = resolve_root(root) / "graphdata" / f"{name}.npz"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"dataset 'graphdata/{name}' not found: put {name}.npz of the "
+            "GraphData collection (github.com/EdisonLeeeee/GraphData, folder "
+            f"datasets/) at {path}; it is not downloaded automatically"
+        )
+    return load_graphdata_npz(path)
