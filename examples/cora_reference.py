@@ -22,6 +22,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from diffresnet_pyg.data import load_dataset, protocol_splits
 from diffresnet_pyg.nn import DiffResNet
@@ -42,8 +43,10 @@ def run(data, x, split, init_seed: int, args) -> dict:
     y, train, val = data.y, split.train_idx, split.val_idx
     best_loss, best_acc, patience, best_state = math.inf, 0.0, 0, None
     start, epochs = time.perf_counter(), 0
+    bar = tqdm(total=args.max_epochs, desc=f"split {split.index + 1}", leave=False)
     while epochs < args.max_epochs:
         epochs += 1
+        bar.update()
         model.train()
         optimizer.zero_grad()
         F.cross_entropy(model(x, data.edge_index)[train], y[train]).backward()
@@ -58,9 +61,11 @@ def run(data, x, split, init_seed: int, args) -> dict:
             patience, best_state = 0, copy.deepcopy(model.state_dict())
         else:
             patience += 1
+        bar.set_postfix(val_acc=f"{val_acc:.3f}", patience=patience)
         if patience >= args.patience:
             model.load_state_dict(best_state)
             break
+    bar.close()
     model.eval()
     with torch.no_grad():
         pred = model(x, data.edge_index).argmax(1)
