@@ -226,8 +226,15 @@ def split_laplacian(
             dtype=dtype or torch.get_default_dtype(),
             device=edge_index.device,
         )
-    elif dtype is not None:
-        weight = weight.to(dtype)
+    else:
+        if dtype is not None:
+            weight = weight.to(dtype)
+        if not bool(torch.isfinite(weight).all()) or bool((weight < 0).any()):
+            raise ValueError(
+                "Edge weights must be finite and non-negative (the diffusion "
+                f"Laplacians assume it), got values in [{float(weight.min())}, "
+                f"{float(weight.max())}]"
+            )
     if add_self_loops and laplacian != "combinatorial":
         edge_index, weight = add_remaining_self_loops(
             edge_index, weight, fill_value=1.0, num_nodes=n

@@ -261,6 +261,10 @@ def test_bad_inputs():
         conv(torch.randn(n, 2), edge_index, weight[:-1].float())
     with pytest.raises(ValueError, match=r"\[2, num_edges\]"):
         conv(torch.randn(n, 2), edge_index.t())
+    with pytest.raises(ValueError, match="non-negative"):
+        conv(torch.randn(n, 2), edge_index, -weight.float())
+    with pytest.raises(ValueError, match="finite"):
+        conv(torch.randn(n, 2), edge_index, weight.float() * float("nan"))
     adj = to_torch_csr_tensor(edge_index.flip(0), size=(n, n))
     with pytest.raises(ValueError, match="must be None"):
         conv(torch.randn(n, 2), adj, weight.float())
