@@ -15,7 +15,10 @@ evaluation pass (validation loss and accuracy) of the authors' protocol.
 
 Usage::
 
-    python benchmarks/epoch_time_cora.py [--root DATA_ROOT] [--epochs 10]
+    python benchmarks/epoch_time_cora.py [--root DATA_ROOT] [--epochs 10] [--profile]
+
+``--profile`` also prints, for each side, the operators that take the most
+time (``torch.profiler``, self CPU time over two epochs).
 """
 
 from __future__ import annotations
@@ -90,6 +93,7 @@ def main() -> None:
     parser.add_argument("--root", default=None, help="dataset root (see README)")
     parser.add_argument("--epochs", type=int, default=10, help="epochs per round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
+    parser.add_argument("--profile", action="store_true", help="top operators")
     args = parser.parse_args()
 
     data = load_dataset("cora", args.root)
@@ -126,22 +130,26 @@ def main() -> None:
         name: torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=5e-4)
         for name, (model, _, _) in runs.items()
     }
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for name, (model, x, graph) in runs.items():  # warm-up
+
+    def run_epoch(name: str) -> None:
+        model, x, graph = runs[name]
         epoch(model, optimizers[name], x, graph, data.y, split.train_idx, split.val_idx)
+
+    for name in runs:  # warm-up
+        run_epoch(name)
+    if args.profile:
+        for name in runs:
+            with torch.profiler.profile() as prof:
+                for _ in range(2):
+                    run_epoch(name)
+            print(f"--- {name}: top operators over 2 epochs ---")
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(args.rounds):
-        for name, (model, x, graph) in runs.items():
+        for name in runs:
             start = time.perf_counter()
             for _ in range(args.epochs):
-                epoch(
-                    model,
-                    optimizers[name],
-                    x,
-                    graph,
-                    data.y,
-                    split.train_idx,
-                    split.val_idx,
-                )
+                run_epoch(name)
             times[name].append((time.perf_counter() - start) / args.epochs)
     med = {name: statistics.median(t) for name, t in times.items()}
     for name, t in times.items():
