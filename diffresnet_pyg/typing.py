@@ -1,11 +1,19 @@
 """Flags for optional compiled PyG extensions.
 
-Read them as module attributes (``diffresnet_pyg.typing.WITH_TORCH_CLUSTER``)
-so that tests can flip them to exercise the pure-torch fallbacks.
+A flag is ``True`` only when the package imports (a wheel built against another
+torch fails to load and counts as absent). Read them as module attributes
+(``diffresnet_pyg.typing.WITH_TORCH_CLUSTER``) so that tests can flip them to
+exercise the pure-torch fallbacks.
 """
 
-import importlib.util
+import torch_geometric.typing as pyg_typing
 
-WITH_TORCH_SPARSE: bool = importlib.util.find_spec("torch_sparse") is not None
-WITH_TORCH_CLUSTER: bool = importlib.util.find_spec("torch_cluster") is not None
-WITH_PYG_LIB: bool = importlib.util.find_spec("pyg_lib") is not None
+WITH_TORCH_SPARSE: bool = pyg_typing.WITH_TORCH_SPARSE
+WITH_PYG_LIB: bool = pyg_typing.WITH_PYG_LIB
+
+try:
+    import torch_cluster  # noqa: F401
+
+    WITH_TORCH_CLUSTER: bool = True
+except (ImportError, OSError):
+    WITH_TORCH_CLUSTER = False
