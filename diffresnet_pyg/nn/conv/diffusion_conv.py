@@ -17,6 +17,10 @@ from diffresnet_pyg.nn.laplacian import (
 )
 
 
+def _buffer(like: Tensor) -> Tensor:
+    return torch.empty(like.shape, dtype=like.dtype, device=like.device)
+
+
 class _EulerSteps(torch.autograd.Function):
     """``num_steps`` times ``x <- adj @ (x * mask)`` for a constant CSR ``adj``.
 
@@ -24,17 +28,17 @@ class _EulerSteps(torch.autograd.Function):
     (none when ``p == 0``); the ``1 / (1 - p)`` rescaling is part of ``adj``.
 
     All steps run in two reused buffers (a fresh multi-megabyte allocation per
-    step costs page faults comparable to the product itself), only the boolean
-    masks are saved, and the backward uses the precomputed transpose
-    ``adj_back`` (``torch.sparse.mm`` would transpose and re-sort ``adj`` on
-    every call).
+    step costs page faults comparable to the product itself), only the 0/1
+    masks (one byte per entry) are saved, and the backward uses the
+    precomputed transpose ``adj_back`` (``torch.sparse.mm`` would transpose
+    and re-sort ``adj`` on every call).
     """
 
     @staticmethod
     def forward(
         ctx: Any, x: Tensor, adj: Tensor, adj_back: Tensor, num_steps: int, p: float
     ) -> Tensor:
-        bufs = (torch.empty_like(x), torch.empty_like(x))
+        bufs = (_buffer(x), _buffer(x))
         cur, masks = x, []
         for _ in range(num_steps):
             free = bufs[1] if cur is bufs[0] else bufs[0]
@@ -54,7 +58,7 @@ class _EulerSteps(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None, None]:
-        bufs = (torch.empty_like(grad), torch.empty_like(grad))
+        bufs = (_buffer(grad), _buffer(grad))
         masks = ctx.saved_tensors
         cur = grad.contiguous()
         for k in reversed(range(ctx.num_steps)):
