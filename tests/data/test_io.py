@@ -143,24 +143,34 @@ def test_missing_file_is_downloaded_to_the_root(tmp_path, shared_data, monkeypat
     assert len(calls) == 1
 
 
-def test_gnnbench_npz_variants(tmp_path):
-    adj = sp.csr_matrix(
-        (np.array([1.0, 2.0, 1.0]), (np.array([0, 1, 2]), np.array([1, 2, 0]))),
-        shape=(3, 3),
-    )
-    labels = sp.csr_matrix(np.array([[0, 1], [1, 0], [0, 1]], dtype=np.float32))
-    path = tmp_path / "variant.npz"
+def save_csr_npz(path, adj, labels, **extra):
+    """Write a gnn-benchmark style npz with CSR adjacency and CSR labels."""
     np.savez(
         path,
         adj_data=adj.data,
         adj_indices=adj.indices,
         adj_indptr=adj.indptr,
         adj_shape=adj.shape,
-        attr_matrix=np.array([[0.5, 0.0], [0.0, 0.0], [1.0, 1.0]]),
         labels_data=labels.data,
         labels_indices=labels.indices,
         labels_indptr=labels.indptr,
         labels_shape=labels.shape,
+        **extra,
+    )
+    return path
+
+
+def test_gnnbench_npz_variants(tmp_path):
+    adj = sp.csr_matrix(
+        (np.array([1.0, 2.0, 1.0]), (np.array([0, 1, 2]), np.array([1, 2, 0]))),
+        shape=(3, 3),
+    )
+    labels = sp.csr_matrix(np.array([[0, 1], [1, 0], [0, 1]], dtype=np.float32))
+    path = save_csr_npz(
+        tmp_path / "variant.npz",
+        adj,
+        labels,
+        attr_matrix=np.array([[0.5, 0.0], [0.0, 0.0], [1.0, 1.0]]),
     )
     data = load_gnnbench_npz(path)
     assert data.edge_index.tolist() == [[0, 1, 2], [1, 2, 0]]
@@ -294,18 +304,7 @@ def test_pubmed_planetoid(tmp_path):
 def test_gnnbench_npz_multilabel_and_no_attributes(tmp_path):
     adj = sp.csr_matrix(np.array([[0, 1], [1, 0]], dtype=np.float32))
     labels = sp.csr_matrix(np.array([[1, 1, 0], [0, 0, 1]], dtype=np.float32))
-    path = tmp_path / "multi.npz"
-    np.savez(
-        path,
-        adj_data=adj.data,
-        adj_indices=adj.indices,
-        adj_indptr=adj.indptr,
-        adj_shape=adj.shape,
-        labels_data=labels.data,
-        labels_indices=labels.indices,
-        labels_indptr=labels.indptr,
-        labels_shape=labels.shape,
-    )
+    path = save_csr_npz(tmp_path / "multi.npz", adj, labels)
     data = load_gnnbench_npz(path)
     assert "x" not in data
     assert "edge_weight" not in data
