@@ -50,6 +50,8 @@ def keep_mask_bytes(
     if not 0.0 <= p < 1.0:
         raise ValueError(f"Dropout probability must be in [0, 1), got {p}")
     device = torch.device(device) if device is not None else torch.device("cpu")
+    if p == 0.0:
+        return torch.ones(shape, dtype=torch.uint8, device=device)
     numel = math.prod(int(size) for size in shape)
     bits = _chunk_bits(p)
     if device.type != "cpu" or bits is None:
@@ -58,10 +60,8 @@ def keep_mask_bytes(
     chunks = _random_chunks(numel, bits, generator)
     threshold = int(p * 2**bits)
     if bits == 8:  # keep iff chunk >= threshold, in saturating uint8 arithmetic
-        floor = max(threshold - 1, 0)
+        floor = threshold - 1
         keep = chunks.clamp(min=floor).sub_(floor).clamp_(max=1)
-        if threshold == 0:
-            keep.fill_(1)
     else:  # signed chunks, uniform on [-2**15, 2**15)
         keep = (chunks >= threshold - 2**15).view(torch.uint8)
     return keep.view(shape)

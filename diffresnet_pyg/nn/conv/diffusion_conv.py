@@ -166,6 +166,11 @@ class DiffusionConv(MessagePassing):
         self._cached_laplacian: SplitLaplacian | None = None
         self._cached_operators: dict[float, tuple[Tensor, Tensor]] = {}
 
+    @property
+    def dropout_active(self) -> bool:
+        """Whether the next call drops entries (training mode and ``dropout > 0``)."""
+        return self.training and self.dropout > 0.0
+
     def reset_parameters(self) -> None:
         """Clear the cached operator (the layer has no parameters)."""
         super().reset_parameters()
@@ -240,13 +245,8 @@ class DiffusionConv(MessagePassing):
         if self.num_steps == 0:
             return x
         lap = self.split_laplacian(edge_index, edge_weight, x.size(0), x.dtype)
-        if lap.num_nodes != x.size(0):
-            raise ValueError(
-                f"'x' has {x.size(0)} nodes but the graph has {lap.num_nodes}"
-            )
-        drop = self.training and self.dropout > 0.0
-        graph, other = self._operator(lap, 1.0 / (1.0 - self.dropout) if drop else 1.0)
-        p = self.dropout if drop else 0.0
+        p = self.dropout if self.dropout_active else 0.0
+        graph, other = self._operator(lap, 1.0 / (1.0 - p))
         if graph.layout == torch.sparse_csr:
             return _EulerSteps.apply(x.contiguous(), graph, other, self.num_steps, p)
         for _ in range(self.num_steps):

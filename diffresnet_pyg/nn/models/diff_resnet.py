@@ -293,7 +293,7 @@ class DiffResNet(Module):
         last = len(self.blocks) - 1
         for k, (block, conv) in enumerate(zip(self.blocks, self.convs, strict=True)):
             x = block(x)
-            if k == last and not (conv.training and conv.dropout > 0.0):
+            if k == last and not conv.dropout_active:
                 x = F.linear(x, self.lin_out.weight)
                 return conv(x, edge_index, edge_weight) + self.lin_out.bias
             x = conv(x, edge_index, edge_weight)
