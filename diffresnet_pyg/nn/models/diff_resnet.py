@@ -4,33 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Linear, Module, ModuleList
 from torch_geometric.nn.resolver import activation_resolver
 
 from diffresnet_pyg.nn.conv.diffusion_conv import DiffusionConv
-
-_SPARSE_LAYOUTS = (torch.sparse_coo, torch.sparse_csr)
-
-
-class _SparseMatmul(torch.autograd.Function):
-    """``x @ weight.T`` for a constant sparse ``x``.
-
-    The weight gradient is one sparse-dense product with ``x.T`` (CSR) instead
-    of a dense one.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, weight: Tensor) -> Tensor:
-        ctx.x = x
-        return torch.sparse.mm(x, weight.t())
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor]:
-        x_t = ctx.x.t().to_sparse_csr()
-        return None, torch.sparse.mm(x_t, grad.contiguous()).t()
+from diffresnet_pyg.nn.sparse import is_sparse, sparse_matmul
 
 
 def linear(x: Tensor, lin: Linear) -> Tensor:
@@ -41,16 +21,14 @@ def linear(x: Tensor, lin: Linear) -> Tensor:
     :math:`O(N F_{in} F_{out})`. Gradients flow to the layer's parameters,
     not to a sparse ``x``.
     """
-    if x.layout not in _SPARSE_LAYOUTS:
+    if not is_sparse(x):
         return lin(x)
-    if x.layout == torch.sparse_coo:
-        x = x.to_sparse_csr()
-    out = _SparseMatmul.apply(x, lin.weight)
+    out = sparse_matmul(x, lin.weight.t())
     return out if lin.bias is None else out + lin.bias
 
 
 def _add_residual(out: Tensor, x: Tensor) -> Tensor:
-    return out + (x.to_dense() if x.layout in _SPARSE_LAYOUTS else x)
+    return out + (x.to_dense() if is_sparse(x) else x)
 
 
 class ResidualBlock(Module):
