@@ -1,0 +1,99 @@
+"""The ``diffresnet-pyg`` command line.
+
+Usage::
+
+    diffresnet-pyg run CONFIG [KEY=VALUE ...]      # every (split, init) run
+    diffresnet-pyg sweep CONFIG [KEY=VALUE ...]    # every point of a sweep
+    diffresnet-pyg report RESULTS_DIR              # summaries, tables, plots
+    diffresnet-pyg show CONFIG [KEY=VALUE ...]     # the resolved config
+
+``KEY=VALUE`` overrides use dotted keys (``train.lr=0.005``,
+``split.num_splits=1``, ``model.layer_num=10``); values are parsed as YAML.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import yaml
+
+from diffresnet_pyg.experiments.config import ConfigError, config_to_dict, load_config
+from diffresnet_pyg.experiments.report import report_directory
+from diffresnet_pyg.experiments.runner import (
+    ResultsFolderError,
+    run_experiment,
+    run_sweep,
+)
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="diffresnet-pyg",
+        description="Config-driven Diff-ResNet benchmarks.",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bars or info logs"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("run", "run every (split, init) of a config (resumes)"),
+        ("sweep", "run every point of a sweep config, then table and plot"),
+        ("show", "print the resolved config and exit"),
+    ):
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("config", help="YAML config file")
+        p.add_argument(
+            "overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides"
+        )
+    p = sub.add_parser("report", help="write summaries, tables and plots")
+    p.add_argument("results_dir", help="a results, sweep, or parent folder")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``diffresnet-pyg``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    progress = not args.quiet and sys.stderr.isatty()
+    try:
+        if args.command == "report":
+            for path in report_directory(args.results_dir):
+                print(path)
+            return 0
+        config = load_config(args.config, args.overrides)
+        if args.command == "show":
+            print(yaml.safe_dump(config_to_dict(config), sort_keys=False), end="")
+            return 0
+        if args.command == "run":
+            if config.sweep is not None:
+                raise ConfigError(
+                    f"{args.config} has a 'sweep' section; use "
+                    f"'diffresnet-pyg sweep {args.config}'"
+                )
+            summary = run_experiment(config, progress=progress)
+            acc = summary["test_acc"]
+            print(
+                f"{config.output}: test accuracy {acc['mean']:.2f} +- "
+                f"{acc['std']:.2f} over {summary['n_runs']} runs"
+            )
+            return 0
+        if config.sweep is None:
+            raise ConfigError(f"{args.config} has no 'sweep' section")
+        for path in run_sweep(config, progress=progress):
+            print(path)
+        return 0
+    except (ConfigError, ResultsFolderError, FileNotFoundError) as exc:
+        print(f"diffresnet-pyg: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Config-driven experiments: schema, runner, sweeps and reports."""

@@ -1,0 +1,399 @@
+r"""Full-batch training of many runs at once, each with its own early stopping.
+
+A *batched model* maps ``(x, graph)`` to ``[N, B, C]`` logits of ``B``
+independent members and stacks every parameter along a leading member
+dimension (:class:`~diffresnet_pyg.nn.batched.BatchedDiffResNet`, the batched
+baselines). A plain model is wrapped in :class:`SingleMember` (``B = 1``).
+
+The loss is the sum of the members' mean cross-entropies, so member
+:math:`b` receives exactly the gradient of its own loss; the optimizers used
+here (Adam, AdamW, Adamax, SGD) update every entry independently, so member
+:math:`b` follows the trajectory of its own run. After every epoch each
+member is evaluated, its early-stopping rule decides, and its best weights
+are snapshotted. A member that stops has its checkpoint restored, its test
+accuracy read once, and is removed from the batch (with its optimizer
+state), so finished runs cost nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn import Module, Parameter
+
+__all__ = [
+    "EARLY_STOPPING_RULES",
+    "OPTIMIZERS",
+    "EarlyStopping",
+    "MemberResult",
+    "SingleMember",
+    "make_optimizer",
+    "stack_index",
+    "train_members",
+]
+
+#: Early-stopping rules (see :class:`EarlyStopping`).
+EARLY_STOPPING_RULES: tuple[str, ...] = ("loss_or_acc", "loss", "none")
+
+#: Optimizers by name; each updates every parameter entry independently.
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "adamax": torch.optim.Adamax,
+    "sgd": torch.optim.SGD,
+}
+
+
+class EarlyStopping:
+    r"""Early-stopping state of ``B`` members, updated from validation scores.
+
+    Rules, with :math:`\ell` the validation loss and :math:`a` the validation
+    accuracy after an epoch:
+
+    * ``"loss_or_acc"`` (the Diff-ResNet authors' GAT-style rule): improved
+      if :math:`\ell \le \ell^* \lor a \ge a^*`; then
+      :math:`\ell^* \leftarrow \min(\ell, \ell^*)`,
+      :math:`a^* \leftarrow \max(a, a^*)`.
+    * ``"loss"`` (gnn-benchmark): improved if :math:`\ell < \ell^*`; then
+      :math:`\ell^* \leftarrow \ell`.
+    * ``"none"``: never stops; the final weights are used.
+
+    An improved member is checkpointed and its patience counter reset;
+    otherwise the counter grows, and at ``patience`` the member stops and
+    restores its checkpoint.
+
+    Args:
+        rule (str): One of :data:`EARLY_STOPPING_RULES`.
+        patience (int): Epochs without improvement before stopping (>= 1).
+        num_members (int): Number of members ``B``.
+
+    Example:
+        >>> stopper = EarlyStopping("loss", patience=2, num_members=1)
+        >>> for loss in [1.0, 0.5, 0.7, 0.6]:
+        ...     improved, stop = stopper.step(torch.tensor([loss]), torch.zeros(1))
+        >>> bool(stop), stopper.counter.tolist()
+        (True, [2])
+    """
+
+    def __init__(self, rule: str, patience: int, num_members: int) -> None:
+        if rule not in EARLY_STOPPING_RULES:
+            raise ValueError(
+                f"unknown early-stopping rule {rule!r}; allowed: "
+                f"{', '.join(EARLY_STOPPING_RULES)}"
+            )
+        if not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"'patience' must be an integer >= 1, got {patience!r}")
+        self.rule = rule
+        self.patience = patience
+        self.best_loss = torch.full((num_members,), math.inf, dtype=torch.float64)
+        self.best_acc = torch.zeros(num_members, dtype=torch.float64)
+        self.counter = torch.zeros(num_members, dtype=torch.long)
+
+    def step(self, val_loss: Tensor, val_acc: Tensor) -> tuple[Tensor, Tensor]:
+        """Update with one epoch's scores; return ``(improved, stop)`` masks."""
+        val_loss = val_loss.detach().to("cpu", torch.float64)
+        val_acc = val_acc.detach().to("cpu", torch.float64)
+        if self.rule == "none":
+            improved = torch.ones_like(self.counter, dtype=torch.bool)
+        elif self.rule == "loss":
+            improved = val_loss < self.best_loss
+            self.best_loss = torch.where(improved, val_loss, self.best_loss)
+        else:
+            improved = (val_loss <= self.best_loss) | (val_acc >= self.best_acc)
+            self.best_loss = torch.where(
+                improved, torch.minimum(val_loss, self.best_loss), self.best_loss
+            )
+            self.best_acc = torch.where(
+                improved, torch.maximum(val_acc, self.best_acc), self.best_acc
+            )
+        self.counter = torch.where(improved, 0, self.counter + 1)
+        return improved, self.counter >= self.patience
+
+    def select(self, index: Tensor) -> None:
+        """Keep the members at ``index`` (in that order)."""
+        self.best_loss = self.best_loss[index]
+        self.best_acc = self.best_acc[index]
+        self.counter = self.counter[index]
+
+
+class SingleMember(Module):
+    """A plain ``[N, C]`` model seen as a batched model of one member.
+
+    Its parameters have no member dimension; the trainer treats it as one run.
+
+    Args:
+        module (torch.nn.Module): Maps ``(x, graph)`` to ``[N, C]``.
+    """
+
+    num_members = 1
+
+    def __init__(self, module: Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: Tensor, graph: Any) -> Tensor:
+        """Return ``[N, 1, C]``."""
+        return self.module(x, graph).unsqueeze(1)
+
+
+@dataclass(frozen=True)
+class MemberResult:
+    """Outcome of one member's run.
+
+    Attributes:
+        epochs (int): Epochs trained.
+        best_epoch (int): The epoch whose weights were tested (the last
+            checkpoint, or the final epoch when ``max_epochs`` was reached).
+        val_loss (float): Validation loss of the tested weights.
+        val_acc (float): Validation accuracy of the tested weights.
+        test_acc (float): Test accuracy, read once, of the tested weights.
+        train_seconds (float): Wall time of the batch until this member
+            finished, divided by the batch's initial size.
+    """
+
+    epochs: int
+    best_epoch: int
+    val_loss: float
+    val_acc: float
+    test_acc: float
+    train_seconds: float
+
+
+def make_optimizer(
+    name: str,
+    params: Any,
+    lr: float,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+) -> torch.optim.Optimizer:
+    """An optimizer from :data:`OPTIMIZERS` (``momentum`` is SGD's only)."""
+    if name not in OPTIMIZERS:
+        raise ValueError(
+            f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}"
+        )
+    kwargs: dict[str, Any] = {"lr": lr, "weight_decay": weight_decay}
+    if name == "sgd":
+        kwargs["momentum"] = momentum
+    elif momentum:
+        raise ValueError(f"'momentum' applies to 'sgd' only, not to {name!r}")
+    return OPTIMIZERS[name](params, **kwargs)
+
+
+def _member_logits(out: Tensor, index: Tensor) -> Tensor:
+    """``out[index[b], b]`` for every member: ``[B, K, C]`` from ``[N, B, C]``."""
+    members = torch.arange(out.size(1), device=out.device).unsqueeze(1)
+    return out[index, members]
+
+
+def _scores(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-member mean cross-entropy and accuracy of ``[B, K, C]`` logits."""
+    b, k, c = logits.shape
+    loss = F.cross_entropy(logits.reshape(b * k, c), y.reshape(b * k), reduction="none")
+    acc = (logits.argmax(-1) == y).double().mean(1)
+    return loss.view(b, k).mean(1), acc
+
+
+def _select_members(
+    model: Module, optimizer: torch.optim.Optimizer, keep: Tensor
+) -> torch.optim.Optimizer:
+    """Keep members ``keep`` of a batched model and of its optimizer's state."""
+    old_state = optimizer.state
+    new_params = []
+    for module in model.modules():
+        for name, p in list(module._parameters.items()):
+            if p is None:
+                continue
+            new = Parameter(p.detach()[keep].clone(), requires_grad=p.requires_grad)
+            module._parameters[name] = new
+            new_params.append((p, new))
+    new_opt = type(optimizer)([new for _, new in new_params], **optimizer.defaults)
+    for old, new in new_params:
+        if old in old_state:
+            new_opt.state[new] = {
+                key: value[keep].clone()
+                if torch.is_tensor(value) and value.shape == old.shape
+                else value
+                for key, value in old_state[old].items()
+            }
+    return new_opt
+
+
+def train_members(
+    model: Module,
+    x: Tensor,
+    graph: Any,
+    y: Tensor,
+    train_idx: Tensor,
+    val_idx: Tensor,
+    test_idx: Tensor,
+    *,
+    optimizer: str = "adam",
+    lr: float = 0.01,
+    weight_decay: float = 5e-4,
+    momentum: float = 0.0,
+    max_epochs: int = 10000,
+    patience: int = 50,
+    early_stopping: str = "loss_or_acc",
+    on_epoch: Callable[[int, int], None] | None = None,
+    on_finish: Callable[[int, MemberResult], None] | None = None,
+) -> list[MemberResult]:
+    r"""Train the ``B`` members of a batched model, each as its own run.
+
+    Per epoch: one full-batch step on
+    :math:`\sum_b \mathrm{CE}_b(\text{train}_b)`, then an evaluation-mode pass
+    giving each member's validation loss and accuracy for its
+    :class:`EarlyStopping` rule. A stopped member's checkpoint is restored
+    and scored on its test nodes once; a member that reaches ``max_epochs``
+    is scored with its final weights. Nothing is selected on test.
+
+    Args:
+        model (torch.nn.Module): A batched model (``[N, B, C]`` outputs,
+            parameters stacked on dim 0) or a :class:`SingleMember`.
+        x (torch.Tensor): Node features (dense or sparse, as the model takes).
+        graph (Any): ``edge_index`` or sparse adjacency, passed to the model.
+        y (torch.Tensor): Labels ``[N]``.
+        train_idx (torch.Tensor): ``[B, T]`` training nodes of each member.
+        val_idx (torch.Tensor): ``[B, V]`` validation nodes of each member.
+        test_idx (torch.Tensor): ``[B, S]`` test nodes of each member.
+        optimizer (str, optional): A key of :data:`OPTIMIZERS`.
+            (default: :obj:`"adam"`)
+        lr (float, optional): Learning rate. (default: :obj:`0.01`)
+        weight_decay (float, optional): L2 penalty (decoupled for ``adamw``).
+            (default: :obj:`5e-4`)
+        momentum (float, optional): SGD momentum. (default: :obj:`0.0`)
+        max_epochs (int, optional): (default: :obj:`10000`)
+        patience (int, optional): (default: :obj:`50`)
+        early_stopping (str, optional): A rule of :data:`EARLY_STOPPING_RULES`.
+            (default: :obj:`"loss_or_acc"`)
+        on_epoch (Callable, optional): Called with ``(epoch, active members)``
+            after every epoch.
+        on_finish (Callable, optional): Called with ``(member, result)`` as
+            soon as a member finishes (to save its row at once).
+
+    Returns:
+        list[MemberResult]: One result per member, in member order.
+    """
+    num_members = model.num_members
+    for name, idx in (("train_idx", train_idx), ("val_idx", val_idx)):
+        if idx.dim() != 2 or idx.size(0) != num_members:
+            raise ValueError(
+                f"'{name}' must have shape [{num_members}, K] (one row per "
+                f"member), got {tuple(idx.shape)}"
+            )
+    if test_idx.dim() != 2 or test_idx.size(0) != num_members:
+        raise ValueError(
+            f"'test_idx' must have shape [{num_members}, K], got "
+            f"{tuple(test_idx.shape)}"
+        )
+    if not isinstance(max_epochs, int) or max_epochs < 1:
+        raise ValueError(f"'max_epochs' must be an integer >= 1, got {max_epochs!r}")
+    single = isinstance(model, SingleMember)
+    opt = make_optimizer(optimizer, model.parameters(), lr, weight_decay, momentum)
+    stopper = EarlyStopping(early_stopping, patience, num_members)
+    keep_snapshots = early_stopping != "none"
+    snapshots = [p.detach().clone() for p in model.parameters()]
+    ckpt_epoch = torch.zeros(num_members, dtype=torch.long)
+    ckpt_loss = torch.full((num_members,), math.nan, dtype=torch.float64)
+    ckpt_acc = torch.zeros(num_members, dtype=torch.float64)
+    y_train, y_val, y_test = y[train_idx], y[val_idx], y[test_idx]
+    active = torch.arange(num_members)
+    results: list[MemberResult | None] = [None] * num_members
+    start = time.perf_counter()
+
+    for epoch in range(1, max_epochs + 1):
+        model.train()
+        opt.zero_grad(set_to_none=True)
+        loss, _ = _scores(_member_logits(model(x, graph), train_idx), y_train)
+        loss.sum().backward()
+        opt.step()
+
+        model.eval()
+        with torch.no_grad():
+            out = model(x, graph)
+            val_loss, val_acc = _scores(_member_logits(out, val_idx), y_val)
+        improved, stop = stopper.step(val_loss, val_acc)
+        ckpt_epoch = torch.where(improved, epoch, ckpt_epoch)
+        ckpt_loss = torch.where(improved, val_loss.cpu().double(), ckpt_loss)
+        ckpt_acc = torch.where(improved, val_acc.cpu().double(), ckpt_acc)
+        if keep_snapshots and bool(improved.any()):
+            with torch.no_grad():
+                for snap, p in zip(snapshots, model.parameters(), strict=True):
+                    if single:
+                        snap.copy_(p)
+                    else:
+                        mask = improved.to(p.device).view(-1, *([1] * (p.dim() - 1)))
+                        snap.copy_(torch.where(mask, p, snap))
+        if on_epoch is not None:
+            on_epoch(epoch, int(active.numel()))
+
+        finished = stop | (epoch == max_epochs)
+        if not bool(finished.any()):
+            continue
+        with torch.no_grad():  # restore the stopped members' checkpoints
+            restore = stop.to(snapshots[0].device) if keep_snapshots else None
+            if restore is not None:
+                for snap, p in zip(snapshots, model.parameters(), strict=True):
+                    if single:
+                        if bool(restore[0]):
+                            p.copy_(snap)
+                    else:
+                        mask = restore.view(-1, *([1] * (p.dim() - 1)))
+                        p.copy_(torch.where(mask, snap, p))
+            if restore is None or not bool(restore.all()):  # final weights
+                last = finished & ~stop
+                ckpt_epoch = torch.where(last, epoch, ckpt_epoch)
+                ckpt_loss = torch.where(last, val_loss.cpu().double(), ckpt_loss)
+                ckpt_acc = torch.where(last, val_acc.cpu().double(), ckpt_acc)
+            out = model(x, graph)
+            _, test_acc = _scores(_member_logits(out, test_idx), y_test)
+        seconds = (time.perf_counter() - start) / num_members
+        for b in torch.nonzero(finished).flatten().tolist():
+            member = int(active[b])
+            results[member] = MemberResult(
+                epochs=epoch,
+                best_epoch=int(ckpt_epoch[b]),
+                val_loss=float(ckpt_loss[b]),
+                val_acc=float(ckpt_acc[b]),
+                test_acc=float(test_acc[b]),
+                train_seconds=seconds,
+            )
+            if on_finish is not None:
+                on_finish(member, results[member])
+        keep = torch.nonzero(~finished).flatten()
+        if keep.numel() == 0:
+            break
+        device_keep = keep.to(train_idx.device)
+        opt = _select_members(model, opt, keep.to(snapshots[0].device))
+        snapshots = [s[keep.to(s.device)] for s in snapshots]
+        stopper.select(keep)
+        active, ckpt_epoch = active[keep], ckpt_epoch[keep]
+        ckpt_loss, ckpt_acc = ckpt_loss[keep], ckpt_acc[keep]
+        train_idx, val_idx, test_idx = (
+            train_idx[device_keep],
+            val_idx[device_keep],
+            test_idx[device_keep],
+        )
+        y_train, y_val, y_test = (
+            y_train[device_keep],
+            y_val[device_keep],
+            y_test[device_keep],
+        )
+    return [r for r in results if r is not None]
+
+
+def stack_index(indices: Sequence[Tensor], device: torch.device | str) -> Tensor:
+    """Stack per-member node index vectors of equal length into ``[B, K]``."""
+    lengths = {int(i.numel()) for i in indices}
+    if len(lengths) != 1:
+        raise ValueError(
+            "members batched together need the same number of nodes per split "
+            f"part, got sizes {sorted(lengths)}"
+        )
+    return torch.stack([i.to(device) for i in indices])

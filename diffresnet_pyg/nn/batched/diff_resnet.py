@@ -1,0 +1,290 @@
+r"""Many :class:`~diffresnet_pyg.nn.DiffResNet` members trained as one model.
+
+Member :math:`b` has its own weights; the graph, the input and the
+(parameter-free) diffusion are shared. Activations are kept as
+``[N, B, C]`` tensors so that one diffusion step of all members is a single
+sparse product with ``[N, B * C]`` columns, and the first layer, whose input
+is the same for all members, is one product with the members' weights side by
+side (``[F, B * C]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn import Module, ModuleList, Parameter, ParameterList
+from torch_geometric.nn.resolver import activation_resolver
+
+from diffresnet_pyg.nn.conv.diffusion_conv import DiffusionConv
+from diffresnet_pyg.nn.models.diff_resnet import DiffResNet
+from diffresnet_pyg.nn.sparse import is_sparse, sparse_matmul
+
+__all__ = ["BatchedDiffResNet", "shared_input_linear", "stacked_linear"]
+
+
+def shared_input_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    r"""Every member's linear layer applied to one shared input.
+
+    .. math::
+        \mathbf{Y}_{:, b, :} = \mathbf{X} \mathbf{W}_b + \mathbf{b}_b
+
+    computed as one product with :math:`[\mathbf{W}_1, \dots, \mathbf{W}_B]`.
+
+    Args:
+        x (torch.Tensor): Dense or sparse (COO/CSR) input ``[N, F_in]``.
+        weight (torch.Tensor): Stacked weights ``[B, F_in, F_out]``.
+        bias (torch.Tensor, optional): Stacked biases ``[B, F_out]``.
+
+    Returns:
+        torch.Tensor: ``[N, B, F_out]``.
+    """
+    num_members, f_in, f_out = weight.shape
+    w_cat = weight.permute(1, 0, 2).reshape(f_in, num_members * f_out)
+    out = sparse_matmul(x, w_cat) if is_sparse(x) else x @ w_cat
+    out = out.view(-1, num_members, f_out)
+    return out if bias is None else out + bias
+
+
+def stacked_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    r"""Member :math:`b`'s linear layer applied to member :math:`b`'s input.
+
+    Args:
+        x (torch.Tensor): ``[N, B, F_in]``.
+        weight (torch.Tensor): ``[B, F_in, F_out]``.
+        bias (torch.Tensor, optional): ``[B, F_out]``.
+
+    Returns:
+        torch.Tensor: ``[N, B, F_out]``.
+    """
+    out = torch.bmm(x.transpose(0, 1), weight).transpose(0, 1)
+    return out if bias is None else out + bias
+
+
+def _stack(tensors: Sequence[Tensor], transpose: bool = False) -> Parameter:
+    data = [t.detach().t() if transpose else t.detach() for t in tensors]
+    return Parameter(torch.stack(data).contiguous())
+
+
+class BatchedDiffResNet(Module):
+    r"""``B`` independent :class:`~diffresnet_pyg.nn.DiffResNet` members.
+
+    Every parameter is stacked along a leading member dimension (linear
+    weights are stored as ``[B, F_in, F_out]``); the forward pass computes all
+    members at once and returns ``[N, B, out_channels]``. Member :math:`b` computes
+    exactly what its own :class:`~diffresnet_pyg.nn.DiffResNet` computes.
+    Dropout masks are drawn for all members in one draw from the global
+    generator over the ``[N, B * C]`` activations; with one member that is the
+    same draw, in the same order, as the unbatched model's, so a batched run
+    of one member repeats the unbatched run under the same seed.
+
+    Build it with :meth:`from_modules` from members created (and seeded) one
+    by one, so each member starts from the unbatched initialization.
+    Replacing every parameter ``p`` by ``Parameter(p[index])`` keeps a valid
+    model of the selected members (used to drop finished runs).
+
+    Args:
+        modules (Sequence[DiffResNet]): The members; same architecture.
+
+    Example:
+        >>> import torch
+        >>> from diffresnet_pyg.nn import DiffResNet
+        >>> edge_index = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
+        >>> members = [DiffResNet(4, 8, 2, diffusion_steps=3) for _ in range(5)]
+        >>> model = BatchedDiffResNet.from_modules(members)
+        >>> model(torch.randn(3, 4), edge_index).shape
+        torch.Size([3, 5, 2])
+    """
+
+    def __init__(self, modules: Sequence[DiffResNet]) -> None:
+        super().__init__()
+        modules = list(modules)
+        if not modules:
+            raise ValueError("BatchedDiffResNet needs at least one member")
+        for m in modules:
+            if not isinstance(m, DiffResNet):
+                raise TypeError(
+                    f"BatchedDiffResNet members must be DiffResNet, got {type(m)}"
+                )
+        first = modules[0]
+        signature = _signature(first)
+        for i, m in enumerate(modules[1:], start=1):
+            if _signature(m) != signature:
+                raise ValueError(
+                    f"member {i} differs from member 0 in its architecture: "
+                    f"{m!r} vs {first!r}"
+                )
+        self.in_channels = first.in_channels
+        self.hidden_channels = first.hidden_channels
+        self.out_channels = first.out_channels
+        self.num_blocks = first.num_blocks
+        self.act = activation_resolver(first.blocks[0].act)
+        self.block_dropout = first.blocks[0].dropout
+        if first.lin_in is None:
+            self.lin_in_weight = self.lin_in_bias = None
+        else:
+            self.lin_in_weight = _stack([m.lin_in.weight for m in modules], True)
+            self.lin_in_bias = _stack([m.lin_in.bias for m in modules])
+        num_layers = len(first.blocks[0].lins)
+        self.block_weights = ParameterList(
+            [
+                _stack([m.blocks[k].lins[j].weight for m in modules], True)
+                for k in range(self.num_blocks)
+                for j in range(num_layers)
+            ]
+        )
+        self.block_biases = ParameterList(
+            [
+                _stack([m.blocks[k].lins[j].bias for m in modules])
+                for k in range(self.num_blocks)
+                for j in range(num_layers)
+            ]
+        )
+        self.block_layers = num_layers
+        self.convs = ModuleList(
+            [_copy_conv(conv) for conv in first.convs]  # parameter-free, shared
+        )
+        self.lin_out_weight = _stack([m.lin_out.weight for m in modules], True)
+        self.lin_out_bias = _stack([m.lin_out.bias for m in modules])
+
+    @classmethod
+    def from_modules(cls, modules: Sequence[DiffResNet]) -> BatchedDiffResNet:
+        """Stack the parameters of ``modules`` (copies) into one batched model."""
+        return cls(modules)
+
+    @property
+    def num_members(self) -> int:
+        """Number of members ``B`` (the leading size of every parameter)."""
+        return self.lin_out_weight.size(0)
+
+    def unstack(self, index: int) -> DiffResNet:
+        """Member ``index`` as an unbatched :class:`DiffResNet` (a copy)."""
+        if not -self.num_members <= index < self.num_members:
+            raise IndexError(
+                f"member {index} out of range for {self.num_members} members"
+            )
+        conv = self.convs[0]
+        model = DiffResNet(
+            self.in_channels,
+            self.hidden_channels,
+            self.out_channels,
+            num_blocks=self.num_blocks,
+            diffusion_steps=conv.num_steps,
+            step_size=conv.step_size,
+            laplacian=conv.laplacian,
+            dropout=self.block_dropout,
+            diffusion_dropout=conv.dropout,
+            block_layers=self.block_layers,
+            input_projection=self.lin_in_weight is not None,
+            act=self.act,
+            add_self_loops=conv.add_self_loops,
+            cached=conv.cached,
+            check_stability=conv.check_stability,
+        )
+        with torch.no_grad():
+            if model.lin_in is not None:
+                model.lin_in.weight.copy_(self.lin_in_weight[index].t())
+                model.lin_in.bias.copy_(self.lin_in_bias[index])
+            for k, block in enumerate(model.blocks):
+                for j, lin in enumerate(block.lins):
+                    lin.weight.copy_(
+                        self.block_weights[k * self.block_layers + j][index].t()
+                    )
+                    lin.bias.copy_(self.block_biases[k * self.block_layers + j][index])
+            model.lin_out.weight.copy_(self.lin_out_weight[index].t())
+            model.lin_out.bias.copy_(self.lin_out_bias[index])
+        return model.train(self.training)
+
+    def reset_cache(self) -> None:
+        """Clear the diffusion operators cached by ``cached=True`` members."""
+        for conv in self.convs:
+            conv.reset_parameters()
+
+    def _block(self, k: int, x: Tensor, shared: bool) -> Tensor:
+        """Residual block ``k``; ``shared``: ``x`` is one ``[N, F]`` input."""
+        w0 = self.block_weights[k * self.block_layers]
+        b0 = self.block_biases[k * self.block_layers]
+        if shared:
+            out = self.act(shared_input_linear(x, w0, b0))
+            x = (x.to_dense() if is_sparse(x) else x).unsqueeze(1)
+        else:
+            out = self.act(stacked_linear(x, w0, b0))
+        if self.block_layers == 2:
+            out = F.dropout(out, self.block_dropout, self.training)
+            out = stacked_linear(
+                out,
+                self.block_weights[k * self.block_layers + 1],
+                self.block_biases[k * self.block_layers + 1],
+            )
+        return out + x
+
+    def _diffuse(self, conv: DiffusionConv, x: Tensor, edge_index: Any) -> Tensor:
+        n, b, c = x.shape
+        return conv(x.reshape(n, b * c), edge_index).view(n, b, c)
+
+    def forward(self, x: Tensor, edge_index: Any) -> Tensor:
+        """Return the ``[num_nodes, num_members, out_channels]`` outputs."""
+        if x.dim() != 2 or x.size(1) != self.in_channels:
+            raise ValueError(
+                f"'x' must have shape [num_nodes, {self.in_channels}], got "
+                f"{tuple(x.shape)}"
+            )
+        shared = True
+        if self.lin_in_weight is not None:
+            x = shared_input_linear(x, self.lin_in_weight, self.lin_in_bias)
+            shared = False
+        last = self.num_blocks - 1
+        for k, conv in enumerate(self.convs):
+            x = self._block(k, x, shared)
+            shared = False
+            if k == last and not conv.dropout_active:  # classifier first
+                out = stacked_linear(x, self.lin_out_weight, None)
+                return self._diffuse(conv, out, edge_index) + self.lin_out_bias
+            x = self._diffuse(conv, x, edge_index)
+        return stacked_linear(x, self.lin_out_weight, self.lin_out_bias)
+
+    def __repr__(self) -> str:
+        conv = self.convs[0]
+        return (
+            f"{self.__class__.__name__}({self.in_channels}, {self.hidden_channels}, "
+            f"{self.out_channels}, num_members={self.num_members}, "
+            f"num_blocks={self.num_blocks}, diffusion_steps={conv.num_steps}, "
+            f"step_size={conv.step_size}, laplacian={conv.laplacian!r})"
+        )
+
+
+def _signature(model: DiffResNet) -> tuple:
+    conv = model.convs[0]
+    block = model.blocks[0]
+    return (
+        model.in_channels,
+        model.hidden_channels,
+        model.out_channels,
+        model.num_blocks,
+        model.lin_in is None,
+        len(block.lins),
+        block.dropout,
+        repr(block.act),
+        conv.num_steps,
+        conv.step_size,
+        conv.laplacian,
+        conv.dropout,
+        conv.add_self_loops,
+        conv.cached,
+        conv.check_stability,
+    )
+
+
+def _copy_conv(conv: DiffusionConv) -> DiffusionConv:
+    return DiffusionConv(
+        conv.step_size,
+        conv.num_steps,
+        conv.laplacian,
+        conv.add_self_loops,
+        conv.dropout,
+        cached=conv.cached,
+        check_stability=conv.check_stability,
+    )

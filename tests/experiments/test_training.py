@@ -1,0 +1,259 @@
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from diffresnet_pyg.experiments.training import (
+    EarlyStopping,
+    SingleMember,
+    make_optimizer,
+    stack_index,
+    train_members,
+)
+from diffresnet_pyg.nn import DiffResNet
+from diffresnet_pyg.nn.batched import BatchedDiffResNet, stack_baselines
+from diffresnet_pyg.nn.models import baselines
+
+
+def scripted(rule, patience, losses, accs):
+    stopper = EarlyStopping(rule, patience, 1)
+    improved, stopped_at = [], None
+    for epoch, (loss, acc) in enumerate(zip(losses, accs), start=1):
+        imp, stop = stopper.step(torch.tensor([loss]), torch.tensor([acc]))
+        improved.append(bool(imp))
+        if bool(stop) and stopped_at is None:
+            stopped_at = epoch
+    return improved, stopped_at
+
+
+def test_loss_or_acc_rule_on_a_scripted_sequence():
+    losses = [1.0, 0.9, 0.95, 0.95, 0.8, 0.99, 0.99, 0.99]
+    accs = [0.5, 0.5, 0.6, 0.55, 0.4, 0.6, 0.59, 0.58]
+    improved, stopped = scripted("loss_or_acc", 2, losses, accs)
+    # epoch 3: loss worse but acc 0.6 >= 0.5; epoch 4: 0.95 > 0.9 and 0.55 < 0.6;
+    # epoch 5: loss 0.8 <= 0.9; epoch 6: acc 0.6 >= 0.6 (ties reset patience);
+    # epochs 7, 8: neither -> stop at patience 2
+    assert improved == [True, True, True, False, True, True, False, False]
+    assert stopped == 8
+
+
+def test_loss_or_acc_keeps_both_bests():
+    stopper = EarlyStopping("loss_or_acc", 5, 1)
+    stopper.step(torch.tensor([1.0]), torch.tensor([0.7]))
+    stopper.step(torch.tensor([0.5]), torch.tensor([0.6]))  # loss better, acc worse
+    assert stopper.best_loss.item() == 0.5
+    assert stopper.best_acc.item() == pytest.approx(0.7)
+
+
+def test_loss_rule_is_strict_and_ignores_accuracy():
+    losses = [1.0, 1.0, 0.9, 0.95, 0.9]
+    accs = [0.1, 0.9, 0.1, 1.0, 1.0]
+    improved, stopped = scripted("loss", 2, losses, accs)
+    assert improved == [True, False, True, False, False]
+    assert stopped == 5
+
+
+def test_none_rule_never_stops():
+    improved, stopped = scripted("none", 1, [1.0, 2.0, 3.0], [0.0, 0.0, 0.0])
+    assert improved == [True, True, True] and stopped is None
+
+
+def test_rules_are_independent_per_member():
+    stopper = EarlyStopping("loss", 1, 2)
+    stopper.step(torch.tensor([1.0, 1.0]), torch.zeros(2))
+    improved, stop = stopper.step(torch.tensor([0.5, 2.0]), torch.zeros(2))
+    assert improved.tolist() == [True, False] and stop.tolist() == [False, True]
+    stopper.select(torch.tensor([0]))
+    assert stopper.best_loss.tolist() == [0.5]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="unknown early-stopping rule 'acc'"):
+        EarlyStopping("acc", 5, 1)
+    with pytest.raises(ValueError, match="'patience' must be an integer >= 1"):
+        EarlyStopping("loss", 0, 1)
+    with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'"):
+        make_optimizer("lbfgs", [torch.zeros(1, requires_grad=True)], 0.1)
+    with pytest.raises(ValueError, match="'momentum' applies to 'sgd' only"):
+        make_optimizer("adam", [torch.zeros(1, requires_grad=True)], 0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="same number of nodes"):
+        stack_index([torch.arange(3), torch.arange(4)], "cpu")
+
+
+@pytest.fixture(scope="module")
+def graph():
+    """A small two-community graph with informative, noisy features."""
+    gen = torch.Generator().manual_seed(0)
+    n, f = 60, 12
+    y = torch.arange(n) % 2
+    x = torch.randn(n, f, generator=gen) * 0.8
+    x[:, 0] += 1.5 * (2 * y - 1)
+    probs = torch.where(y[:, None] == y[None, :], 0.2, 0.02)
+    adj = torch.rand(n, n, generator=gen) < probs
+    adj = torch.triu(adj, 1)
+    edge_index = (adj | adj.t()).nonzero().t()
+    perm = torch.randperm(n, generator=gen)
+    return x, edge_index, y, perm[:10], perm[10:30], perm[30:]
+
+
+def reference_run(model, graph, max_epochs, patience):
+    """An independent one-model loop with the authors' early stopping."""
+    x, edge_index, y, train, val, test = graph
+    opt = torch.optim.Adam(model.parameters(), lr=0.05, weight_decay=5e-4)
+    best_loss, best_acc, counter, best_state, epochs = math.inf, 0.0, 0, None, 0
+    for epochs in range(1, max_epochs + 1):
+        model.train()
+        opt.zero_grad()
+        F.cross_entropy(model(x, edge_index)[train], y[train]).backward()
+        opt.step()
+        model.eval()
+        with torch.no_grad():
+            out = model(x, edge_index)[val]
+        loss = F.cross_entropy(out, y[val]).item()
+        acc = (out.argmax(1) == y[val]).double().mean().item()
+        if loss <= best_loss or acc >= best_acc:
+            best_loss, best_acc = min(loss, best_loss), max(acc, best_acc)
+            counter, best_state = 0, copy.deepcopy(model.state_dict())
+        else:
+            counter += 1
+        if counter >= patience:
+            model.load_state_dict(best_state)
+            break
+    model.eval()
+    with torch.no_grad():
+        pred = model(x, edge_index).argmax(1)
+    return epochs, (pred[test] == y[test]).double().mean().item()
+
+
+def run_members(model, graph, num_members, **kwargs):
+    x, edge_index, y, train, val, test = graph
+    return train_members(
+        model,
+        x,
+        edge_index,
+        y,
+        stack_index([train] * num_members, "cpu"),
+        stack_index([val] * num_members, "cpu"),
+        stack_index([test] * num_members, "cpu"),
+        lr=0.05,
+        **kwargs,
+    )
+
+
+def diffresnet(seed, dropout=0.3):
+    torch.manual_seed(seed)
+    return DiffResNet(
+        12,
+        16,
+        2,
+        num_blocks=1,
+        diffusion_steps=3,
+        dropout=dropout,
+        diffusion_dropout=dropout,
+        cached=True,
+    )
+
+
+def test_single_member_equals_an_independent_loop(graph):
+    expected = reference_run(diffresnet(1), graph, 60, 5)
+    torch.manual_seed(7)
+    (single,) = run_members(
+        SingleMember(diffresnet(1)), graph, 1, max_epochs=60, patience=5
+    )
+    assert (single.epochs, single.test_acc) == expected
+    assert 1 <= single.best_epoch <= single.epochs
+
+
+def test_batched_run_of_one_member_equals_the_unbatched_run(graph):
+    """Same seeds -> same dropout draws -> the same run, checkpoint and score."""
+    (plain,) = run_members(
+        SingleMember(diffresnet(3)), graph, 1, max_epochs=40, patience=4
+    )
+    (batched,) = run_members(
+        BatchedDiffResNet.from_modules([diffresnet(3)]),
+        graph,
+        1,
+        max_epochs=40,
+        patience=4,
+    )
+    assert (batched.epochs, batched.best_epoch) == (plain.epochs, plain.best_epoch)
+    assert batched.test_acc == plain.test_acc
+    assert batched.val_loss == pytest.approx(plain.val_loss, abs=1e-5)
+
+
+@pytest.mark.parametrize("family", ["diffresnet", "gcn"])
+def test_each_member_of_a_batch_is_its_own_run(graph, family):
+    """Without dropout every member's run is deterministic: members that stop
+    early are restored and removed while the others go on, and each ends
+    exactly where its own unbatched run ends."""
+    seeds = [11, 12, 13, 14]
+
+    def member(seed):
+        if family == "diffresnet":
+            return diffresnet(seed, dropout=0.0)
+        torch.manual_seed(seed)
+        return baselines.gcn(12, 2, hidden_channels=8, dropout=0.0)
+
+    alone = [
+        run_members(
+            SingleMember(member(s)),
+            graph,
+            1,
+            max_epochs=80,
+            patience=3,
+            early_stopping="loss",
+        )[0]
+        for s in seeds
+    ]
+    models = [member(s) for s in seeds]
+    batch = (
+        BatchedDiffResNet.from_modules(models)
+        if family == "diffresnet"
+        else stack_baselines(models)
+    )
+    finished = []
+    together = run_members(
+        batch,
+        graph,
+        len(seeds),
+        max_epochs=80,
+        patience=3,
+        early_stopping="loss",
+        on_finish=lambda b, r: finished.append(b),
+    )
+    assert sorted(finished) == list(range(len(seeds)))
+    for a, t in zip(alone, together):
+        assert (t.epochs, t.best_epoch) == (a.epochs, a.best_epoch)
+        assert t.test_acc == a.test_acc
+        assert t.val_acc == a.val_acc
+        assert t.val_loss == pytest.approx(a.val_loss, abs=1e-5)
+    assert len({r.epochs for r in alone}) > 1, "members should stop at different epochs"
+
+
+def test_max_epochs_uses_the_final_weights(graph):
+    (result,) = run_members(
+        SingleMember(diffresnet(5, 0.0)), graph, 1, max_epochs=3, patience=50
+    )
+    assert result.epochs == 3 and result.best_epoch == 3
+
+
+def test_none_rule_trains_every_epoch(graph):
+    (result,) = run_members(
+        SingleMember(diffresnet(5)),
+        graph,
+        1,
+        max_epochs=7,
+        patience=1,
+        early_stopping="none",
+    )
+    assert result.epochs == 7 and result.best_epoch == 7
+
+
+def test_index_shapes_are_checked(graph):
+    x, edge_index, y, train, val, test = graph
+    with pytest.raises(ValueError, match=r"'train_idx' must have shape \[1, K\]"):
+        train_members(
+            SingleMember(diffresnet(0)), x, edge_index, y, train, val[None], test[None]
+        )
