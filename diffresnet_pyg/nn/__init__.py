@@ -9,9 +9,10 @@ from diffresnet_pyg.nn.laplacian import (
     laplacian_max_eigenvalue,
     split_laplacian,
 )
-from diffresnet_pyg.nn.models import DiffResNet, ResidualBlock
+from diffresnet_pyg.nn.models import GRAND, DiffResNet, ResidualBlock
 
 __all__ = [
+    "GRAND",
     "LAPLACIANS",
     "DiffResNet",
     "DiffusionConv",

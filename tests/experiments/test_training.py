@@ -20,7 +20,7 @@ from diffresnet_pyg.nn.models import baselines
 def scripted(rule, patience, losses, accs):
     stopper = EarlyStopping(rule, patience, 1)
     improved, stopped_at = [], None
-    for epoch, (loss, acc) in enumerate(zip(losses, accs), start=1):
+    for epoch, (loss, acc) in enumerate(zip(losses, accs, strict=True), start=1):
         imp, stop = stopper.step(torch.tensor([loss]), torch.tensor([acc]))
         improved.append(bool(imp))
         if bool(stop) and stopped_at is None:
@@ -102,8 +102,10 @@ def reference_run(model, graph, max_epochs, patience):
     """An independent one-model loop with the authors' early stopping."""
     x, edge_index, y, train, val, test = graph
     opt = torch.optim.Adam(model.parameters(), lr=0.05, weight_decay=5e-4)
-    best_loss, best_acc, counter, best_state, epochs = math.inf, 0.0, 0, None, 0
-    for epochs in range(1, max_epochs + 1):
+    best_loss, best_acc, counter, best_state = math.inf, 0.0, 0, None
+    epochs = 0
+    while epochs < max_epochs:
+        epochs += 1
         model.train()
         opt.zero_grad()
         F.cross_entropy(model(x, edge_index)[train], y[train]).backward()
@@ -224,7 +226,7 @@ def test_each_member_of_a_batch_is_its_own_run(graph, family):
         on_finish=lambda b, r: finished.append(b),
     )
     assert sorted(finished) == list(range(len(seeds)))
-    for a, t in zip(alone, together):
+    for a, t in zip(alone, together, strict=True):
         assert (t.epochs, t.best_epoch) == (a.epochs, a.best_epoch)
         assert t.test_acc == a.test_acc
         assert t.val_acc == a.val_acc

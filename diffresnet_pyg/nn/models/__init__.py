@@ -1,5 +1,6 @@
 """Diff-ResNet models."""
 
 from diffresnet_pyg.nn.models.diff_resnet import DiffResNet, ResidualBlock
+from diffresnet_pyg.nn.models.grand import GRAND
 
-__all__ = ["DiffResNet", "ResidualBlock"]
+__all__ = ["GRAND", "DiffResNet", "ResidualBlock"]
