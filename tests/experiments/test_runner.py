@@ -1,0 +1,209 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from diffresnet_pyg.cli import main
+from diffresnet_pyg.data import load_dataset, protocol_splits
+from diffresnet_pyg.experiments.config import config_from_dict, load_config
+from diffresnet_pyg.experiments.runner import (
+    ResultsFolderError,
+    plan_runs,
+    run_experiment,
+)
+
+
+def write_config(path: Path, root: Path, output: Path, **sections) -> Path:
+    raw = {
+        "output": str(output),
+        "dataset": {"name": "cora", "root": str(root)},
+        "split": {"num_splits": 1, "num_inits": 2},
+        "model": {"name": "diffresnet_reference", "layer_num": 2},
+        "train": {"max_epochs": 3, "batch_members": 2},
+    }
+    for key, value in sections.items():
+        merge = isinstance(value, dict) and key != "model"
+        raw[key] = {**raw.get(key, {}), **value} if merge else value
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def rows(folder: Path) -> list[dict]:
+    lines = (folder / "runs.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def test_cli_run_end_to_end(tmp_path, data_cache, capsys):
+    out = tmp_path / "res"
+    cfg = write_config(tmp_path / "c.yaml", data_cache, out)
+    assert main(["-q", "run", str(cfg), "model.layer_num=3", "train.lr=0.02"]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    got = rows(out)
+    assert [(r["split"], r["init"]) for r in got] == [(0, 0), (0, 1)]
+    assert [r["init_seed"] for r in got] == [711880, 946634]
+    assert {r["split_seed"] for r in got} == {121958}
+    for r in got:
+        assert r["epochs"] == 3 and 1 <= r["best_epoch"] <= 3
+        assert 0.0 <= r["test_acc"] <= 1.0 and r["batch_members"] == 2
+    resolved = yaml.safe_load((out / "config.yaml").read_text())
+    assert resolved["model"]["layer_num"] == 3 and resolved["train"]["lr"] == 0.02
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] is True and summary["n_runs"] == 2
+    mean = 100 * sum(r["test_acc"] for r in got) / 2
+    assert summary["test_acc"]["mean"] == pytest.approx(mean)
+
+
+def test_plan_runs_follows_the_protocol(tmp_path, data_cache):
+    cfg = config_from_dict(
+        {
+            "output": str(tmp_path),
+            "dataset": {"name": "cora", "root": str(data_cache)},
+            "model": {"name": "mlp"},
+            "split": {"num_splits": 2, "num_inits": 3},
+        }
+    )
+    data = load_dataset("cora", data_cache)
+    runs = plan_runs(cfg, data)
+    splits = list(protocol_splits(data.y, num_splits=2, num_inits=3))
+    assert [r.key for r in runs] == [(s, i) for s in range(2) for i in range(3)]
+    assert [r.init_seed for r in runs] == [s for sp in splits for s in sp.init_seeds]
+    assert all(r.train_idx.numel() == 140 and r.val_idx.numel() == 210 for r in runs)
+    assert runs[3].test_idx.equal(splits[1].test_idx)
+
+
+def test_public_split(tmp_path, data_cache):
+    cfg = config_from_dict(
+        {
+            "output": str(tmp_path / "res"),
+            "dataset": {"name": "planetoid/cora", "root": str(data_cache)},
+            "model": {"name": "mlp"},
+            "split": {"scheme": "public", "num_splits": 1, "num_inits": 2},
+            "train": {"max_epochs": 2, "batch_members": 2},
+        }
+    )
+    summary = run_experiment(cfg, progress=False)
+    assert summary["n_runs"] == 2
+    data = load_dataset("planetoid/cora", data_cache)
+    (run, _) = plan_runs(cfg, data)
+    assert run.train_idx.equal(data.train_mask.nonzero().flatten())
+
+
+def test_resume_after_a_truncated_row(tmp_path, data_cache):
+    out = tmp_path / "res"
+    cfg = load_config(write_config(tmp_path / "c.yaml", data_cache, out))
+    run_experiment(cfg, progress=False)
+    first = rows(out)
+    # an interrupted write: first row intact, second cut in the middle
+    text = json.dumps(first[0]) + "\n" + json.dumps(first[1])[:40]
+    (out / "runs.jsonl").write_text(text)
+    (out / "summary.json").unlink()
+    summary = run_experiment(cfg, progress=False)
+    again = rows(out)
+    assert len(again) == 2 and again[0] == first[0]
+    assert summary["complete"] is True
+
+
+def test_a_different_config_is_refused(tmp_path, data_cache, capsys):
+    out = tmp_path / "res"
+    cfg = write_config(tmp_path / "c.yaml", data_cache, out)
+    assert main(["-q", "run", str(cfg)]) == 0
+    assert main(["-q", "run", str(cfg), "train.lr=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "holds results of a different config" in err and "train.lr" in err
+    with pytest.raises(ResultsFolderError, match="model.layer_num: 2 -> 4"):
+        run_experiment(load_config(cfg, ["model.layer_num=4"]), progress=False)
+    assert len(rows(out)) == 2
+
+
+def test_growing_the_protocol_keeps_finished_runs(tmp_path, data_cache):
+    out = tmp_path / "res"
+    cfg = write_config(tmp_path / "c.yaml", data_cache, out, split={"num_inits": 1})
+    run_experiment(load_config(cfg), progress=False)
+    first = rows(out)
+    summary = run_experiment(load_config(cfg, ["split.num_inits=2"]), progress=False)
+    grown = rows(out)
+    assert len(grown) == 2 and grown[0] == first[0]
+    assert summary["n_runs"] == 2 and summary["complete"] is True
+
+
+def test_resume_after_kill(tmp_path, data_cache):
+    """Kill a run mid-way, rerun: every run once, finished ones untouched."""
+    out = tmp_path / "res"
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        data_cache,
+        out,
+        model={"name": "mlp", "hidden_channels": 16},
+        split={"num_inits": 4},
+        train={"max_epochs": 40, "patience": 40, "batch_members": 1},
+    )
+    cmd = [sys.executable, "-m", "diffresnet_pyg.cli", "-q", "run", str(cfg)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    runs_file = out / "runs.jsonl"
+    while time.monotonic() < deadline and proc.poll() is None:
+        if runs_file.exists() and runs_file.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.05)
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert runs_file.exists(), proc.stderr.read().decode()[-2000:]
+    before = rows(out)
+    assert 1 <= len(before) < 4, "the kill should land between the first and last run"
+    assert not (out / "summary.json").exists()
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    after = rows(out)
+    keys = [(r["split"], r["init"]) for r in after]
+    assert sorted(keys) == [(0, i) for i in range(4)]
+    assert after[: len(before)] == before
+    assert json.loads((out / "summary.json").read_text())["complete"] is True
+
+
+def test_cli_sweep_writes_table_and_plot(tmp_path, data_cache, capsys):
+    out = tmp_path / "sweep"
+    cfg = write_config(
+        tmp_path / "s.yaml",
+        data_cache,
+        out,
+        split={"num_inits": 1},
+        train={"max_epochs": 2},
+        sweep={
+            "axis": "depth",
+            "values": [1, 2],
+            "methods": [
+                {"label": "Diff-ResNet", "key": "model.layer_num"},
+                {
+                    "label": "GCN",
+                    "key": "model.num_layers",
+                    "overrides": {"model": {"name": "gcn"}},
+                },
+            ],
+        },
+    )
+    assert main(["-q", "run", str(cfg)]) == 2
+    assert "use 'diffresnet-pyg sweep" in capsys.readouterr().err
+    assert main(["-q", "sweep", str(cfg)]) == 0
+    table = (out / "sweep.md").read_text()
+    assert "Diff-ResNet" in table and "GCN" in table
+    assert (out / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    gcn = yaml.safe_load((out / "gcn" / "depth_2" / "config.yaml").read_text())
+    assert gcn["model"]["name"] == "gcn" and gcn["model"]["num_layers"] == 2
+    assert len(rows(out / "diff-resnet" / "depth_1")) == 1
+    assert main(["-q", "report", str(out)]) == 0
+
+
+def test_cli_errors_are_clear(tmp_path, capsys):
+    assert main(["-q", "run", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("output: o\ndataset: {name: cora}\nmodel: {name: gcn, depth: 3}\n")
+    assert main(["-q", "run", str(bad)]) == 2
+    assert "model.depth" in capsys.readouterr().err
