@@ -25,6 +25,12 @@ from diffresnet_pyg.nn.sparse import is_sparse, sparse_matmul
 
 __all__ = ["BatchedDiffResNet", "shared_input_linear", "stacked_linear"]
 
+#: Members whose hidden activations take at least this many bytes are computed
+#: one after another: their cost is per-member memory traffic either way, and
+#: tensors of ``B`` such blocks would be mapped afresh (page faults) and copied
+#: between layouts on every layer.
+MEMBER_LOOP_BYTES = 8 * 2**20
+
 
 def shared_input_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     r"""Every member's linear layer applied to one shared input.
@@ -225,6 +231,50 @@ class BatchedDiffResNet(Module):
         n, b, c = x.shape
         return conv(x.reshape(n, b * c), edge_index).view(n, b, c)
 
+    def _forward_member(
+        self, x: Tensor, edge_index: Any, params: dict[str, Tensor]
+    ) -> Tensor:
+        """One member's ``[N, out_channels]`` outputs, as :class:`DiffResNet`."""
+
+        def lin(h: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+            out = sparse_matmul(h, weight) if is_sparse(h) else h @ weight
+            return out if bias is None else out + bias
+
+        if "in_w" in params:
+            x = lin(x, params["in_w"], params["in_b"])
+        last = self.num_blocks - 1
+        for k, conv in enumerate(self.convs):
+            j = k * self.block_layers
+            out = self.act(lin(x, params["w"][j], params["b"][j]))
+            if self.block_layers == 2:
+                out = F.dropout(out, self.block_dropout, self.training)
+                out = lin(out, params["w"][j + 1], params["b"][j + 1])
+            x = out + (x.to_dense() if is_sparse(x) else x)
+            if k == last and not conv.dropout_active:  # classifier first
+                return conv(x @ params["out_w"], edge_index) + params["out_b"]
+            x = conv(x, edge_index)
+        return lin(x, params["out_w"], params["out_b"])
+
+    def _forward_members(self, x: Tensor, edge_index: Any) -> Tensor:
+        """Members one after another (wide layers), ``[N, B, out_channels]``."""
+        per_member: dict[str, Any] = {
+            "w": [w.unbind(0) for w in self.block_weights],
+            "b": [b.unbind(0) for b in self.block_biases],
+            "out_w": self.lin_out_weight.unbind(0),
+            "out_b": self.lin_out_bias.unbind(0),
+        }
+        if self.lin_in_weight is not None:
+            per_member["in_w"] = self.lin_in_weight.unbind(0)
+            per_member["in_b"] = self.lin_in_bias.unbind(0)
+        outs = []
+        for m in range(self.num_members):
+            params = {
+                key: [v[m] for v in value] if key in ("w", "b") else value[m]
+                for key, value in per_member.items()
+            }
+            outs.append(self._forward_member(x, edge_index, params))
+        return torch.stack(outs, dim=1)
+
     def forward(self, x: Tensor, edge_index: Any) -> Tensor:
         """Return the ``[num_nodes, num_members, out_channels]`` outputs."""
         if x.dim() != 2 or x.size(1) != self.in_channels:
@@ -232,6 +282,9 @@ class BatchedDiffResNet(Module):
                 f"'x' must have shape [num_nodes, {self.in_channels}], got "
                 f"{tuple(x.shape)}"
             )
+        width = x.size(0) * self.hidden_channels * self.lin_out_weight.element_size()
+        if width >= MEMBER_LOOP_BYTES:
+            return self._forward_members(x, edge_index)
         shared = True
         if self.lin_in_weight is not None:
             x = shared_input_linear(x, self.lin_in_weight, self.lin_in_bias)
