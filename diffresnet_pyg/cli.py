@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 
 import yaml
@@ -63,6 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     progress = not args.quiet and sys.stderr.isatty()
+    for message in (  # torch's notices about sparse tensors, not about the run
+        "Sparse CSR tensor support is in beta state",
+        "Sparse invariant checks are implicitly disabled",
+    ):
+        warnings.filterwarnings("ignore", message=message)
     try:
         if args.command == "report":
             for path in report_directory(args.results_dir):
