@@ -145,8 +145,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument(
         "--models",
-        nargs="+",
+        nargs="*",
         default=["diffresnet_reference", "gcn", "gat", "sage", "mlp"],
+        help="models to time (none: only --distribution)",
     )
     parser.add_argument("--authors", action="store_true")
     parser.add_argument("--authors-runs", type=int, default=2)
@@ -162,15 +163,13 @@ def main() -> None:
     )
     header = f"{'model':22s} {'one at a time':>14s} {'batched':>10s} {'ratio':>7s}"
     print(header + "   (seconds per run-epoch)")
-    data = None
+    data = load_dataset("cora", args.root)
     for name in args.models:
         cfg = load_config(
             CONFIGS / f"{name}.yaml",
             ["split.num_splits=1", f"split.num_inits={args.runs}"]
             + ([f"dataset.root={args.root}"] if args.root else []),
         )
-        if data is None:
-            data = load_dataset("cora", cfg.dataset.root)
         runs = plan_runs(cfg, data)
         work = len(runs) * args.epochs
         _, t_batched = batched(cfg, data, runs, args.epochs)

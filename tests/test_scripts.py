@@ -50,3 +50,19 @@ def test_epoch_benchmark(data_cache):
     assert "same initial weights: True" in out
     assert "--- ours: top operators" in out
     assert "speed-up (authors / ours):" in out
+
+
+def test_batched_training_benchmark(data_cache):
+    out = run(
+        "benchmarks/batched_training.py",
+        "--runs",
+        "2",
+        "--epochs",
+        "1",
+        "--models",
+        "gcn",
+        "--root",
+        str(data_cache),
+        data_root=data_cache,
+    )
+    assert "gcn" in out and "projected 100 x 20 protocol" in out
