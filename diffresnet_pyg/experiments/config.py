@@ -69,6 +69,7 @@ from diffresnet_pyg.data import DATASET_NAMES
 from diffresnet_pyg.nn import LAPLACIANS
 
 __all__ = [
+    "WEIGHT_DECAY_SCOPES",
     "EARLY_STOPPING_RULES",
     "GRAND_METHODS",
     "MODEL_NAMES",
@@ -399,6 +400,9 @@ OPTIMIZER_NAMES: tuple[str, ...] = ("adam", "adamw", "adamax", "sgd")
 #: Early-stopping rules of :class:`TrainConfig`.
 EARLY_STOPPING_RULES: tuple[str, ...] = ("loss_or_acc", "loss", "none")
 
+#: Which parameters ``train.weight_decay`` applies to.
+WEIGHT_DECAY_SCOPES: tuple[str, ...] = ("all", "first_layer")
+
 
 @dataclass(frozen=True)
 class TrainConfig(_Section):
@@ -408,6 +412,9 @@ class TrainConfig(_Section):
         optimizer: One of :data:`OPTIMIZER_NAMES`.
         lr: Learning rate, > 0.
         weight_decay: L2 penalty, >= 0.
+        weight_decay_on: ``"all"`` parameters, or the ``"first_layer"``
+            weights only (as Kipf & Welling's GCN and gnn-benchmark's models,
+            whose tuned values assume it).
         momentum: SGD momentum in [0, 1); must be 0 for other optimizers.
         max_epochs: Epoch limit, >= 1.
         patience: Early-stopping patience in epochs, >= 1.
@@ -436,6 +443,7 @@ used by optimizer 'sgd' (optimizer is 'adam'); leave it 0
     optimizer: str = _field(_choice(OPTIMIZER_NAMES), "adam")
     lr: float = _field(_POSITIVE_FLOAT, 0.01)
     weight_decay: float = _field(_float(ge=0.0), 5e-4)
+    weight_decay_on: str = _field(_choice(WEIGHT_DECAY_SCOPES), "all")
     momentum: float = _field(_float(ge=0.0, lt=1.0), 0.0)
     max_epochs: int = _field(_POSITIVE_INT, 10000)
     patience: int = _field(_POSITIVE_INT, 50)

@@ -5,14 +5,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torch import Tensor
 from torch.nn import Module
 
 from diffresnet_pyg.experiments.config import ModelConfig
 from diffresnet_pyg.experiments.training import SingleMember
 from diffresnet_pyg.nn.batched import BatchedDiffResNet, stack_baselines
+from diffresnet_pyg.nn.batched.gnn import BatchedBaseline
 from diffresnet_pyg.nn.models import GRAND, DiffResNet, baselines
 
-__all__ = ["BATCHABLE_MODELS", "SPARSE_INPUT_MODELS", "build_members", "build_model"]
+__all__ = [
+    "BATCHABLE_MODELS",
+    "SPARSE_INPUT_MODELS",
+    "build_members",
+    "build_model",
+    "first_layer_weights",
+]
 
 #: Models with a stacked-weight batched implementation.
 BATCHABLE_MODELS: tuple[str, ...] = (
@@ -80,3 +88,37 @@ def build_members(
     if isinstance(members[0], DiffResNet):
         return BatchedDiffResNet.from_modules(members)
     return stack_baselines(members)
+
+
+def first_layer_weights(model: Module) -> list[Tensor]:
+    """The weight matrices of the first layer (no biases) of a built model.
+
+    The parameters ``train.weight_decay_on: first_layer`` decays: the first
+    graph convolution (both of GraphSAGE's matrices) or linear layer; for
+    Diff-ResNet the input projection (the first residual layer without one);
+    for GRAND the encoder. Works on plain, single-member and batched models.
+    """
+    if isinstance(model, SingleMember):
+        model = model.module
+    if isinstance(model, BatchedBaseline):
+        names = (
+            ("weights_l", "weights_r") if hasattr(model, "weights_l") else ("weights",)
+        )
+        return [getattr(model, name)[0] for name in names]
+    if isinstance(model, BatchedDiffResNet):
+        if model.lin_in_weight is not None:
+            return [model.lin_in_weight]
+        return [model.block_weights[0]]
+    if isinstance(model, DiffResNet):
+        lin = model.lin_in if model.lin_in is not None else model.blocks[0].lins[0]
+        return [lin.weight]
+    if isinstance(model, GRAND):
+        return [model.lin1.weight]
+    if isinstance(model, baselines.BaselineModel):
+        if model.family == "mlp":
+            return [model.model.lins[0].weight]
+        conv = model.model.convs[0]
+        if model.family == "sage":
+            return [conv.lin_l.weight, conv.lin_r.weight]
+        return [conv.lin.weight]
+    raise TypeError(f"no first layer known for {type(model).__name__}")

@@ -54,6 +54,7 @@ from diffresnet_pyg.experiments.models import (
     BATCHABLE_MODELS,
     SPARSE_INPUT_MODELS,
     build_members,
+    first_layer_weights,
 )
 from diffresnet_pyg.experiments.report import (
     read_rows,
@@ -336,6 +337,9 @@ def run_experiment(
             max_epochs=train.max_epochs,
             patience=train.patience,
             early_stopping=train.early_stopping,
+            decay_params=(
+                first_layer_weights if train.weight_decay_on == "first_layer" else None
+            ),
             on_epoch=on_epoch if progress else None,
             on_finish=on_finish,
         )

@@ -172,8 +172,13 @@ def make_optimizer(
     lr: float,
     weight_decay: float = 0.0,
     momentum: float = 0.0,
+    decay_params: Sequence[Tensor] | None = None,
 ) -> torch.optim.Optimizer:
-    """An optimizer from :data:`OPTIMIZERS` (``momentum`` is SGD's only)."""
+    """An optimizer from :data:`OPTIMIZERS` (``momentum`` is SGD's only).
+
+    With ``decay_params``, ``weight_decay`` applies to those parameters only
+    (a second parameter group holds the others, without decay).
+    """
     if name not in OPTIMIZERS:
         raise ValueError(
             f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}"
@@ -183,6 +188,16 @@ def make_optimizer(
         kwargs["momentum"] = momentum
     elif momentum:
         raise ValueError(f"'momentum' applies to 'sgd' only, not to {name!r}")
+    if decay_params is not None:
+        decay_ids = {id(p) for p in decay_params}
+        params = list(params)
+        params = [
+            {"params": [p for p in params if id(p) in decay_ids]},
+            {
+                "params": [p for p in params if id(p) not in decay_ids],
+                "weight_decay": 0.0,
+            },
+        ]
     return OPTIMIZERS[name](params, **kwargs)
 
 
@@ -213,7 +228,13 @@ def _select_members(
             new = Parameter(p.detach()[keep].clone(), requires_grad=p.requires_grad)
             module._parameters[name] = new
             new_params.append((p, new))
-    new_opt = type(optimizer)([new for _, new in new_params], **optimizer.defaults)
+    replaced = {id(old): new for old, new in new_params}
+    groups = [
+        {**{k: v for k, v in g.items() if k != "params"}}
+        | {"params": [replaced[id(p)] for p in g["params"]]}
+        for g in optimizer.param_groups
+    ]
+    new_opt = type(optimizer)(groups, **optimizer.defaults)
     for old, new in new_params:
         if old in old_state:
             new_opt.state[new] = {
@@ -241,6 +262,7 @@ def train_members(
     max_epochs: int = 10000,
     patience: int = 50,
     early_stopping: str = "loss_or_acc",
+    decay_params: Callable[[Module], Sequence[Tensor]] | None = None,
     on_epoch: Callable[[int, int], None] | None = None,
     on_finish: Callable[[int, MemberResult], None] | None = None,
 ) -> list[MemberResult]:
@@ -272,6 +294,8 @@ def train_members(
         patience (int, optional): (default: :obj:`50`)
         early_stopping (str, optional): A rule of :data:`EARLY_STOPPING_RULES`.
             (default: :obj:`"loss_or_acc"`)
+        decay_params (Callable, optional): Returns the parameters of the
+            model that ``weight_decay`` applies to (default: all).
         on_epoch (Callable, optional): Called with ``(epoch, active members)``
             after every epoch.
         on_finish (Callable, optional): Called with ``(member, result)`` as
@@ -295,7 +319,14 @@ def train_members(
     if not isinstance(max_epochs, int) or max_epochs < 1:
         raise ValueError(f"'max_epochs' must be an integer >= 1, got {max_epochs!r}")
     single = isinstance(model, SingleMember)
-    opt = make_optimizer(optimizer, model.parameters(), lr, weight_decay, momentum)
+    opt = make_optimizer(
+        optimizer,
+        model.parameters(),
+        lr,
+        weight_decay,
+        momentum,
+        None if decay_params is None else decay_params(model),
+    )
     stopper = EarlyStopping(early_stopping, patience, num_members)
     keep_snapshots = early_stopping != "none"
     snapshots = [p.detach().clone() for p in model.parameters()]
