@@ -118,7 +118,7 @@ def first_layer_weights(model: Module) -> list[Tensor]:
         if model.family == "mlp":
             return [model.model.lins[0].weight]
         conv = model.model.convs[0]
-        if model.family == "sage":
+        if hasattr(conv, "lin_l"):  # GraphSAGE: neighbour and root weights
             return [conv.lin_l.weight, conv.lin_r.weight]
         return [conv.lin.weight]
     raise TypeError(f"no first layer known for {type(model).__name__}")

@@ -6,6 +6,7 @@ from diffresnet_pyg.experiments.models import (
     BATCHABLE_MODELS,
     build_members,
     build_model,
+    first_layer_weights,
 )
 from diffresnet_pyg.experiments.training import SingleMember
 
@@ -67,3 +68,18 @@ def test_one_seed_is_the_plain_model_and_grand_is_not_batched(graph):
         build_members(cfg, 6, 3, [1, 2])
     with pytest.raises(ValueError, match="at least one seed"):
         build_members(cfg, 6, 3, [])
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_first_layer_weights(name):
+    cfg = model_config(name, **SMALL[name])
+    plain = build_model(cfg, 6, 3)
+    weights = first_layer_weights(SingleMember(plain))
+    assert weights and all(w.dim() == 2 and 6 in w.shape for w in weights)
+    if name in BATCHABLE_MODELS:
+        batched = build_members(cfg, 6, 3, [1, 2])
+        stacked = first_layer_weights(batched)
+        assert len(stacked) == len(weights)
+        assert all(w.dim() == 3 and w.shape[0] == 2 for w in stacked)
+        names = {id(p) for p in batched.parameters()}
+        assert all(id(w) in names for w in stacked)

@@ -259,3 +259,23 @@ def test_index_shapes_are_checked(graph):
         train_members(
             SingleMember(diffresnet(0)), x, edge_index, y, train, val[None], test[None]
         )
+
+
+def test_weight_decay_on_chosen_parameters_survives_member_removal():
+    from diffresnet_pyg.experiments.training import _select_members
+
+    torch.manual_seed(0)
+    model = BatchedDiffResNet.from_modules([diffresnet(s, 0.0) for s in (1, 2, 3)])
+    decayed = [model.lin_in_weight]
+    opt = make_optimizer("sgd", model.parameters(), 1.0, 0.5, decay_params=decayed)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()  # zero gradients: only the decayed weights move, by -lr * wd * w
+    for name, p in model.named_parameters():
+        expected = before[name] * (0.5 if name == "lin_in_weight" else 1.0)
+        torch.testing.assert_close(p.detach(), expected)
+    opt = _select_members(model, opt, torch.tensor([0, 2]))
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.5, 0.0]
+    assert opt.param_groups[0]["params"] == [model.lin_in_weight]
+    assert model.lin_in_weight.shape[0] == 2
