@@ -283,7 +283,7 @@ def test_unknown_top_level_key():
     [
         ("dataset", "name, root, standardize, normalize_features"),
         ("split", "scheme, master_seed, num_splits, num_inits"),
-        ("train", "optimizer, lr, weight_decay, momentum, max_epochs, patience"),
+        ("train", "optimizer, lr, weight_decay, weight_decay_on, momentum, max_epochs"),
     ],
 )
 def test_unknown_key_in_section(section, allowed):
