@@ -10,12 +10,14 @@ side (``[F, B * C]``).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.func import functional_call
 from torch.nn import Module, ModuleList, Parameter, ParameterList
 from torch_geometric.nn.resolver import activation_resolver
 
@@ -155,6 +157,12 @@ class BatchedDiffResNet(Module):
         )
         self.lin_out_weight = _stack([m.lin_out.weight for m in modules], True)
         self.lin_out_bias = _stack([m.lin_out.bias for m in modules])
+        # member 0's architecture without weights, sharing our convolutions: run
+        # with one member's weights by the wide-layer path (not a submodule, so
+        # its placeholder parameters are not ours)
+        template = copy.deepcopy(first).to("meta")
+        template.convs = self.convs
+        self.__dict__["_template"] = template
 
     @classmethod
     def from_modules(cls, modules: Sequence[DiffResNet]) -> BatchedDiffResNet:
@@ -231,48 +239,45 @@ class BatchedDiffResNet(Module):
         n, b, c = x.shape
         return conv(x.reshape(n, b * c), edge_index).view(n, b, c)
 
-    def _forward_member(
-        self, x: Tensor, edge_index: Any, params: dict[str, Tensor]
-    ) -> Tensor:
-        """One member's ``[N, out_channels]`` outputs, as :class:`DiffResNet`."""
+    def _member_weights(self) -> list[dict[str, Tensor]]:
+        """Each member's weights under :class:`DiffResNet`'s parameter names.
 
-        def lin(h: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-            out = sparse_matmul(h, weight) if is_sparse(h) else h @ weight
-            return out if bias is None else out + bias
-
-        if "in_w" in params:
-            x = lin(x, params["in_w"], params["in_b"])
-        last = self.num_blocks - 1
-        for k, conv in enumerate(self.convs):
-            j = k * self.block_layers
-            out = self.act(lin(x, params["w"][j], params["b"][j]))
-            if self.block_layers == 2:
-                out = F.dropout(out, self.block_dropout, self.training)
-                out = lin(out, params["w"][j + 1], params["b"][j + 1])
-            x = out + (x.to_dense() if is_sparse(x) else x)
-            if k == last and not conv.dropout_active:  # classifier first
-                return conv(x @ params["out_w"], edge_index) + params["out_b"]
-            x = conv(x, edge_index)
-        return lin(x, params["out_w"], params["out_b"])
+        Views of the stacked parameters (``unbind``: the backward writes each
+        member's gradient into one stacked gradient).
+        """
+        stacked: list[tuple[str, Tensor, bool]] = []
+        if self.lin_in_weight is not None:
+            stacked += [
+                ("lin_in.weight", self.lin_in_weight, True),
+                ("lin_in.bias", self.lin_in_bias, False),
+            ]
+        for k in range(self.num_blocks):
+            for j in range(self.block_layers):
+                i = k * self.block_layers + j
+                stacked += [
+                    (f"blocks.{k}.lins.{j}.weight", self.block_weights[i], True),
+                    (f"blocks.{k}.lins.{j}.bias", self.block_biases[i], False),
+                ]
+        stacked += [
+            ("lin_out.weight", self.lin_out_weight, True),
+            ("lin_out.bias", self.lin_out_bias, False),
+        ]
+        members = [(name, p.unbind(0), t) for name, p, t in stacked]
+        return [
+            {name: (ps[m].t() if t else ps[m]) for name, ps, t in members}
+            for m in range(self.num_members)
+        ]
 
     def _forward_members(self, x: Tensor, edge_index: Any) -> Tensor:
-        """Members one after another (wide layers), ``[N, B, out_channels]``."""
-        per_member: dict[str, Any] = {
-            "w": [w.unbind(0) for w in self.block_weights],
-            "b": [b.unbind(0) for b in self.block_biases],
-            "out_w": self.lin_out_weight.unbind(0),
-            "out_b": self.lin_out_bias.unbind(0),
-        }
-        if self.lin_in_weight is not None:
-            per_member["in_w"] = self.lin_in_weight.unbind(0)
-            per_member["in_b"] = self.lin_in_bias.unbind(0)
-        outs = []
-        for m in range(self.num_members):
-            params = {
-                key: [v[m] for v in value] if key in ("w", "b") else value[m]
-                for key, value in per_member.items()
-            }
-            outs.append(self._forward_member(x, edge_index, params))
+        """Members one after another (wide layers), ``[N, B, out_channels]``.
+
+        Each member runs :class:`DiffResNet`'s own forward with its weights.
+        """
+        template = self.__dict__["_template"].train(self.training)
+        outs = [
+            functional_call(template, weights, (x, edge_index))
+            for weights in self._member_weights()
+        ]
         return torch.stack(outs, dim=1)
 
     def forward(self, x: Tensor, edge_index: Any) -> Tensor:
