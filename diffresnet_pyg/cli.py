@@ -4,6 +4,7 @@ Usage::
 
     diffresnet-pyg run CONFIG [KEY=VALUE ...]      # every (split, init) run
     diffresnet-pyg sweep CONFIG [KEY=VALUE ...]    # every point of a sweep
+    diffresnet-pyg fewshot CONFIG [KEY=VALUE ...]  # few-shot methods on episodes
     diffresnet-pyg report RESULTS_DIR              # summaries, tables, plots
     diffresnet-pyg show CONFIG [KEY=VALUE ...]     # the resolved config
 
@@ -21,7 +22,12 @@ from collections.abc import Sequence
 
 import yaml
 
-from diffresnet_pyg.experiments.config import ConfigError, config_to_dict, load_config
+from diffresnet_pyg.experiments.config import (
+    ConfigError,
+    config_to_dict,
+    load_config,
+    read_yaml,
+)
 from diffresnet_pyg.experiments.report import report_directory
 from diffresnet_pyg.experiments.runner import (
     ResultsFolderError,
@@ -44,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (
         ("run", "run every (split, init) of a config (resumes)"),
         ("sweep", "run every point of a sweep config, then table and plot"),
+        ("fewshot", "score few-shot methods on the same episodes (resumes)"),
         ("show", "print the resolved config and exit"),
     ):
         p = sub.add_parser(name, help=text, description=text)
@@ -54,6 +61,22 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="write summaries, tables and plots")
     p.add_argument("results_dir", help="a results, sweep, or parent folder")
     return parser
+
+
+def _fewshot(args: argparse.Namespace, progress: bool) -> int:
+    from diffresnet_pyg.experiments.fewshot_config import (
+        fewshot_config_to_dict,
+        load_fewshot_config,
+    )
+
+    config = load_fewshot_config(args.config, args.overrides)
+    if args.command == "show":
+        print(yaml.safe_dump(fewshot_config_to_dict(config), sort_keys=False), end="")
+        return 0
+    from diffresnet_pyg.experiments.fewshot_runner import fewshot_markdown, run_fewshot
+
+    print(fewshot_markdown(run_fewshot(config, progress=progress)), end="")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,6 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             for path in report_directory(args.results_dir):
                 print(path)
             return 0
+        if args.command == "fewshot" or (
+            args.command == "show" and read_yaml(args.config).get("task") == "fewshot"
+        ):
+            return _fewshot(args, progress)
         config = load_config(args.config, args.overrides)
         if args.command == "show":
             print(yaml.safe_dump(config_to_dict(config), sort_keys=False), end="")

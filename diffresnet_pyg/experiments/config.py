@@ -98,6 +98,7 @@ __all__ = [
     "load_config",
     "merge",
     "parse_overrides",
+    "read_yaml",
     "slug",
 ]
 
@@ -1258,6 +1259,22 @@ def load_config(
         >>> cfg.train.lr
         0.005
     """
+    raw = merge(read_yaml(path), parse_overrides(overrides))
+    if raw.get("task") == "fewshot":
+        raise ConfigError(
+            f"{path}: a few-shot config (task: fewshot); run it with "
+            "`diffresnet-pyg fewshot`"
+        )
+    return config_from_dict(raw)
+
+
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a config file's top-level mapping (duplicate keys are errors).
+
+    Raises:
+        ConfigError: If the file is missing or unreadable, is not valid YAML,
+            or is not a mapping at the top level.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -1274,4 +1291,4 @@ def load_config(
             f"{path}: expected a mapping of sections ({', '.join(_TOP_LEVEL)}) at "
             f"the top level, {_got(raw)}"
         )
-    return config_from_dict(merge(raw, parse_overrides(overrides)))
+    return dict(raw)
