@@ -6,6 +6,7 @@ Usage::
     diffresnet-pyg sweep CONFIG [KEY=VALUE ...]    # every point of a sweep
     diffresnet-pyg fewshot CONFIG [KEY=VALUE ...]  # few-shot methods on episodes
     diffresnet-pyg report RESULTS_DIR              # summaries, tables, plots
+    diffresnet-pyg synthetic [--output DIR]        # the synthetic figures
     diffresnet-pyg show CONFIG [KEY=VALUE ...]     # the resolved config
 
 ``KEY=VALUE`` overrides use dotted keys (``train.lr=0.005``,
@@ -60,6 +61,14 @@ def _parser() -> argparse.ArgumentParser:
         )
     p = sub.add_parser("report", help="write summaries, tables and plots")
     p.add_argument("results_dir", help="a results, sweep, or parent folder")
+    text = "regenerate the synthetic figures (XOR collapse, circles, moons, spirals)"
+    p = sub.add_parser("synthetic", help=text, description=text)
+    p.add_argument(
+        "--output",
+        default="experiments/synthetic",
+        help="folder for the PNGs and results.json (default: %(default)s)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="master seed (default: 0)")
     return parser
 
 
@@ -93,6 +102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         warnings.filterwarnings("ignore", message=message)
     try:
+        if args.command == "synthetic":
+            from diffresnet_pyg.synthetic import make_figures
+
+            for path in make_figures(args.output, seed=args.seed, progress=progress):
+                print(path)
+            return 0
         if args.command == "report":
             for path in report_directory(args.results_dir):
                 print(path)

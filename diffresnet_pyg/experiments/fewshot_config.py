@@ -122,6 +122,8 @@ class FeaturesConfig(_Section):
             (the last ones).
         backbone_epochs: ``omniglot_conv4``: training epochs of the Conv-4.
         backbone_seed: ``omniglot_conv4``: seed of its training.
+        backbone_lr: ``omniglot_conv4``: Adam learning rate of its training
+            (batches of 128).
         image_size: ``fashion_mnist_efficientnet``: input size of the
             EfficientNet (images are resized to it).
         image_limit: ``fashion_mnist_efficientnet``: use at most this many
@@ -143,6 +145,7 @@ class FeaturesConfig(_Section):
     val_classes: int = _field(_int(minimum=5, maximum=900), 100)
     backbone_epochs: int = _field(_POSITIVE_INT, 10)
     backbone_seed: int = _field(_int(minimum=0), 0)
+    backbone_lr: float = _field(_POSITIVE_FLOAT, 1e-3)
     image_size: int = _field(_int(minimum=32, maximum=512), 224)
     image_limit: int | None = _field(_optional(_POSITIVE_INT), None)
     pca_dim: int | None = _field(_optional(_POSITIVE_INT), None)

@@ -126,12 +126,12 @@ def _conv4(config: FeaturesConfig, progress: bool) -> tuple[Conv4, str]:
     """The trained (or cached) Conv-4 and its cache key."""
     key = (
         f"omniglot_conv4_v{config.val_classes}_e{config.backbone_epochs}"
-        f"_s{config.backbone_seed}"
+        f"_lr{config.backbone_lr:g}_s{config.backbone_seed}"
     )
     path = _cache_dir(config) / f"{key}.pt"
     if path.is_file():
         logger.info("loading the Conv-4 checkpoint %s", path)
-        return load_backbone(path), key
+        return load_backbone(path)[0], key
     images, labels = load_omniglot(_omniglot_root(config), background=True)
     num_train = int(labels.max()) + 1 - config.val_classes
     keep = labels < num_train
@@ -142,18 +142,19 @@ def _conv4(config: FeaturesConfig, progress: bool) -> tuple[Conv4, str]:
         config.backbone_epochs,
     )
     generator = torch.Generator().manual_seed(config.backbone_seed)
-    torch.manual_seed(config.backbone_seed)
+
     model = train_backbone(
-        Conv4(),
+        Conv4(generator=generator),
         images[keep],
         labels[keep],
         epochs=config.backbone_epochs,
         batch_size=_CONV4_BATCH,
+        lr=config.backbone_lr,
         generator=generator,
         progress=progress,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_backbone(model, path)
+    save_backbone(path, model, {"source": key, "classes": num_train})
     logger.info("saved the Conv-4 checkpoint %s", path)
     return model, key
 
