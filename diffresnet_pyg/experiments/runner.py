@@ -351,14 +351,20 @@ def run_sweep(config: ExperimentConfig, *, progress: bool = True) -> list[Path]:
     """Run every point of a sweep config, then write its table and plot.
 
     Each (method, value) point is an ordinary results folder under
-    ``config.output`` (resumable on its own); ``sweep.yaml`` lists them.
+    ``config.output``, resumable on its own and refusing results of another
+    config; ``sweep.yaml`` lists them and ``config.yaml`` holds the sweep as
+    last run. A sweep can therefore be edited (a method added, one method's
+    settings changed and its folders deleted) and rerun: unchanged points
+    keep their runs.
 
     Returns:
         list[pathlib.Path]: The report files written.
     """
     points = expand_sweep(config)
     folder = Path(config.output)
-    claim_folder(folder, config)
+    folder.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(config_to_dict(config), sort_keys=False)
+    _write_atomic(folder / CONFIG_FILE, text)
     methods: dict[str, dict[str, Any]] = {}
     for label, value, point in points:
         method = next(m for m in config.sweep.methods if m.label == label)

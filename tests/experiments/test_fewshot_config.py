@@ -60,7 +60,10 @@ def test_round_trip_through_yaml():
         ({"episodes": {"way": 1}}, "episodes.way: expected an int >= 2"),
         ({"episodes": {"shots": 1}}, "episodes.shots: unknown key"),
         ({"episodes": {"source": "omniglot_runs"}}, "episodes.source: 'omniglot_runs'"),
-        ({"preprocess": {"center": "yes"}}, "preprocess.center: expected true or false"),
+        (
+            {"preprocess": {"center": "yes"}},
+            "preprocess.center: expected true or false",
+        ),
         ({"methods": []}, "methods: expected at least one method"),
         ({"methods": [{"label": "x", "name": "svm"}]}, "name: expected one of"),
         (
@@ -68,7 +71,11 @@ def test_round_trip_through_yaml():
             "k: unknown parameter of nearest_prototype",
         ),
         (
-            {"methods": [{"label": "x", "name": "episode_net", "milestones": [75, 50]}]},
+            {
+                "methods": [
+                    {"label": "x", "name": "episode_net", "milestones": [75, 50]}
+                ]
+            },
             "milestones: expected a list of increasing ints",
         ),
         (
@@ -76,8 +83,12 @@ def test_round_trip_through_yaml():
             "step_size: expected a float > 0",
         ),
         (
-            {"methods": [{"label": "a b", "name": "nearest_prototype"},
-                         {"label": "a-b", "name": "nearest_prototype"}]},
+            {
+                "methods": [
+                    {"label": "a b", "name": "nearest_prototype"},
+                    {"label": "a-b", "name": "nearest_prototype"},
+                ]
+            },
             "repeat",
         ),
         ({"sweep": {"method": "nope", "key": "n_top", "values": [4]}}, "sweep.method"),
@@ -86,14 +97,23 @@ def test_round_trip_through_yaml():
             "'knn' is not a parameter of episode_net",
         ),
         (
-            {"sweep": {"method": "Diff-ResNet", "key": "step_size", "values": [0.4],
-                       "scale_with": "layer_num", "total": 3}},
+            {
+                "sweep": {
+                    "method": "Diff-ResNet",
+                    "key": "step_size",
+                    "values": [0.4],
+                    "scale_with": "layer_num",
+                    "total": 3,
+                }
+            },
             "is not an int",
         ),
     ],
 )
 def test_errors_name_the_key(change, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
+    with pytest.raises(
+        ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")
+    ):
         fewshot_config_from_dict(_raw(**change))
 
 
@@ -108,15 +128,24 @@ def test_file_source_needs_base_features_to_center():
 
 def test_sweep_scales_a_second_parameter():
     cfg = fewshot_config_from_dict(
-        _raw(sweep={"method": "Diff-ResNet", "key": "step_size", "values": [0.5, 1.0],
-                    "scale_with": "layer_num", "total": 3})
+        _raw(
+            sweep={
+                "method": "Diff-ResNet",
+                "key": "step_size",
+                "values": [0.5, 1.0],
+                "scale_with": "layer_num",
+                "total": 3,
+            }
+        )
     )
     methods = expand_methods(cfg)
     assert [m.label for m in methods[2:]] == [
-        "Diff-ResNet (step_size=0.5)", "Diff-ResNet (step_size=1)"
+        "Diff-ResNet (step_size=0.5)",
+        "Diff-ResNet (step_size=1)",
     ]
     assert [(m.params["step_size"], m.params["layer_num"]) for m in methods[2:]] == [
-        (0.5, 6), (1.0, 3)
+        (0.5, 6),
+        (1.0, 3),
     ]
 
 

@@ -43,30 +43,49 @@ def _raw(paths, output, **episodes):
             "val_path": str(paths["val"]),
             "base_path": str(paths["base"]),
         },
-        "episodes": {"way": 3, "shot": 2, "query": 4, "num_episodes": 7, "seed": 5,
-                     "chunk_size": 3, **episodes},
+        "episodes": {
+            "way": 3,
+            "shot": 2,
+            "query": 4,
+            "num_episodes": 7,
+            "seed": 5,
+            "chunk_size": 3,
+            **episodes,
+        },
         "methods": [
             {"label": "NP", "name": "nearest_prototype"},
             {"label": "LS", "name": "laplacian_shot"},
-            {"label": "Diff-ResNet", "name": "episode_net", "layer_num": 2,
-             "epochs": 4, "milestones": [2, 3], "n_top": 4, "sigma": 3},
+            {
+                "label": "Diff-ResNet",
+                "name": "episode_net",
+                "layer_num": 2,
+                "epochs": 4,
+                "milestones": [2, 3],
+                "n_top": 4,
+                "sigma": 3,
+            },
         ],
     }
 
 
 def _rows(folder):
-    return [json.loads(line) for line in (folder / EPISODES_FILE).read_text().splitlines()]
+    return [
+        json.loads(line) for line in (folder / EPISODES_FILE).read_text().splitlines()
+    ]
 
 
 def test_every_method_scores_every_episode(tmp_path, feature_files):
     out = tmp_path / "out"
-    summary = run_fewshot(fewshot_config_from_dict(_raw(feature_files, out)),
-                          progress=False)
+    summary = run_fewshot(
+        fewshot_config_from_dict(_raw(feature_files, out)), progress=False
+    )
     rows = _rows(out)
     assert len(rows) == 3 * 7
     for label in ("NP", "LS", "Diff-ResNet"):
         accs = [r["acc"] for r in rows if r["method"] == label]
-        assert sorted(r["episode"] for r in rows if r["method"] == label) == list(range(7))
+        assert sorted(r["episode"] for r in rows if r["method"] == label) == list(
+            range(7)
+        )
         m = next(m for m in summary["methods"] if m["label"] == label)
         assert m["episodes"] == 7
         assert m["acc"] == pytest.approx(np.mean(accs))
@@ -77,8 +96,9 @@ def test_every_method_scores_every_episode(tmp_path, feature_files):
 
 
 def test_results_do_not_depend_on_chunk_size(tmp_path, feature_files):
-    a = run_fewshot(fewshot_config_from_dict(_raw(feature_files, tmp_path / "a")),
-                    progress=False)
+    a = run_fewshot(
+        fewshot_config_from_dict(_raw(feature_files, tmp_path / "a")), progress=False
+    )
     b = run_fewshot(
         fewshot_config_from_dict(_raw(feature_files, tmp_path / "b", chunk_size=7)),
         progress=False,
@@ -86,10 +106,14 @@ def test_results_do_not_depend_on_chunk_size(tmp_path, feature_files):
     key = {(r["method"], r["episode"]): r["acc"] for r in _rows(tmp_path / "a")}
     for r in _rows(tmp_path / "b"):
         assert key[(r["method"], r["episode"])] == pytest.approx(r["acc"])
-    assert [m["acc"] for m in a["methods"]] == pytest.approx([m["acc"] for m in b["methods"]])
+    assert [m["acc"] for m in a["methods"]] == pytest.approx(
+        [m["acc"] for m in b["methods"]]
+    )
 
 
-def test_resume_after_interruption_keeps_rows_and_adds_none_twice(tmp_path, feature_files):
+def test_resume_after_interruption_keeps_rows_and_adds_none_twice(
+    tmp_path, feature_files
+):
     out = tmp_path / "out"
     cfg = fewshot_config_from_dict(_raw(feature_files, out))
     run_fewshot(cfg, progress=False)
@@ -114,8 +138,9 @@ def test_a_folder_of_another_config_is_refused(tmp_path, feature_files):
     out = tmp_path / "out"
     run_fewshot(fewshot_config_from_dict(_raw(feature_files, out)), progress=False)
     with pytest.raises(ResultsFolderError, match="different config"):
-        run_fewshot(fewshot_config_from_dict(_raw(feature_files, out, shot=1)),
-                    progress=False)
+        run_fewshot(
+            fewshot_config_from_dict(_raw(feature_files, out, shot=1)), progress=False
+        )
 
 
 def test_validation_episodes_and_sweep_plot(tmp_path, feature_files):

@@ -207,3 +207,36 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     bad.write_text("output: o\ndataset: {name: cora}\nmodel: {name: gcn, depth: 3}\n")
     assert main(["-q", "run", str(bad)]) == 2
     assert "model.depth" in capsys.readouterr().err
+
+
+def test_an_edited_sweep_keeps_the_points_it_did_not_change(tmp_path, data_cache):
+    from diffresnet_pyg.experiments.config import config_from_dict
+    from diffresnet_pyg.experiments.runner import run_sweep
+
+    def sweep(gcn_dropout):
+        return config_from_dict({
+            "output": str(tmp_path / "sweep"),
+            "dataset": {"name": "cora", "root": str(data_cache)},
+            "split": {"num_splits": 1, "num_inits": 1},
+            "model": {"name": "mlp", "hidden_channels": 8},
+            "train": {"max_epochs": 2, "batch_members": 1},
+            "sweep": {"axis": "depth", "values": [2], "methods": [
+                {"label": "MLP", "key": "model.num_layers"},
+                {"label": "GCN", "key": "model.num_layers",
+                 "overrides": {"model": {"name": "gcn", "hidden_channels": 8,
+                                         "dropout": gcn_dropout}}},
+            ]},
+        })
+
+    run_sweep(sweep(0.5), progress=False)
+    mlp_rows = (tmp_path / "sweep/mlp/depth_2/runs.jsonl").read_text()
+    with pytest.raises(ResultsFolderError, match="model.dropout"):
+        run_sweep(sweep(0.3), progress=False)  # the GCN points hold dropout 0.5
+    import shutil
+
+    shutil.rmtree(tmp_path / "sweep" / "gcn")
+    run_sweep(sweep(0.3), progress=False)
+    point = tmp_path / "sweep" / "mlp" / "depth_2"
+    assert (point / "runs.jsonl").read_text() == mlp_rows
+    gcn_config = (tmp_path / "sweep" / "gcn" / "depth_2" / "config.yaml").read_text()
+    assert "dropout: 0.3" in gcn_config
