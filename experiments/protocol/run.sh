@@ -20,10 +20,10 @@ baselines() {
 diffusion() {
   run cora diffresnet_reference 3 2
   run cora no_diffresnet 3 2
-  run citeseer diffresnet_reference 2 2
-  run citeseer no_diffresnet 2 2
-  run cora grand 2 2
-  run citeseer grand 2 2
+  run citeseer diffresnet_reference 1 2
+  run citeseer no_diffresnet 1 2
+  run cora grand 1 2
+  run citeseer grand 1 2
 }
 case "${1:-all}" in
   baselines) baselines ;;
