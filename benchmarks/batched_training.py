@@ -211,6 +211,11 @@ def main() -> None:
             ]
             + ([f"dataset.root={args.root}"] if args.root else []),
         )
+        data = load_dataset(  # the config's features (gnn-benchmark: raw binary)
+            "cora",
+            args.root,
+            normalize_features=cfg.dataset.normalize_features,
+        )
         runs = plan_runs(cfg, data)
         rule = cfg.train.early_stopping
         res_b, t_b = batched(cfg, data, runs, 2000, rule)
