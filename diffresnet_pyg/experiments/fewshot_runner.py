@@ -477,7 +477,7 @@ def plot_fewshot_sweep(summary: Mapping[str, Any], path: Path) -> None:
         label=sweep["method"],
     )
     for m in summary["methods"]:
-        if m["name"] != "episode_net" or m in points:
+        if m["name"] != "episode_net" or m in points or m["label"] == sweep["method"]:
             continue
         ax.axhline(
             m["acc"],
@@ -494,8 +494,8 @@ def plot_fewshot_sweep(summary: Mapping[str, Any], path: Path) -> None:
     ax.set_ylabel("query accuracy (%)")
     ep = summary["episodes"]
     ax.set_title(
-        f"{summary['features']['source']}: {ep['way']}-way {ep['shot']}-shot, "
-        f"{ep['num_episodes']} episodes"
+        f"{summary['features']['source']}, {ep['classes']} classes: {ep['way']}-way "
+        f"{ep['shot']}-shot, {ep['num_episodes']} episodes"
     )
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
