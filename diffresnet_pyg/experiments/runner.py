@@ -265,7 +265,7 @@ def run_experiment(
     train = config.train
     batch = train.batch_members if config.model.name in BATCHABLE_MODELS else 1
     device = torch.device(train.device)
-    x = _features(config, data, batch > 1).to(device)
+    features: dict[bool, Tensor] = {}  # by "batched": a chunk of one is not
     edge_index, y = data.edge_index.to(device), data.y.to(device)
     num_classes = int(data.y.max()) + 1
     rows_path = folder / RUNS_FILE
@@ -286,6 +286,10 @@ def run_experiment(
         dynamic_ncols=True,
     )
     for chunk in _chunks(pending, batch):
+        batched = len(chunk) > 1
+        if batched not in features:
+            features[batched] = _features(config, data, batched).to(device)
+        x = features[batched]
         model = build_members(
             config.model, data.num_features, num_classes, [r.init_seed for r in chunk]
         ).to(device)

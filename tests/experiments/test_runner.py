@@ -240,3 +240,21 @@ def test_an_edited_sweep_keeps_the_points_it_did_not_change(tmp_path, data_cache
     assert (point / "runs.jsonl").read_text() == mlp_rows
     gcn_config = (tmp_path / "sweep" / "gcn" / "depth_2" / "config.yaml").read_text()
     assert "dropout: 0.3" in gcn_config
+
+
+@pytest.mark.parametrize("model", ["gat", "gcn"])
+def test_a_last_chunk_of_one_run_gets_dense_features(tmp_path, data_cache, model):
+    # 3 runs, 2 at a time: the second chunk holds a single, unbatched model,
+    # which takes dense features even when batches take sparse ones.
+    from diffresnet_pyg.experiments.config import config_from_dict
+    from diffresnet_pyg.experiments.runner import run_experiment
+
+    cfg = config_from_dict({
+        "output": str(tmp_path / model),
+        "dataset": {"name": "cora", "root": str(data_cache)},
+        "split": {"num_splits": 1, "num_inits": 3},
+        "model": {"name": model, "hidden_channels": 8},
+        "train": {"max_epochs": 2, "batch_members": 2, "sparse_features": True},
+    })
+    summary = run_experiment(cfg, progress=False)
+    assert summary["n_runs"] == 3
