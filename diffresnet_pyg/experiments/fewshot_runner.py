@@ -42,7 +42,11 @@ from diffresnet_pyg.experiments.fewshot_features import (
     official_run_features,
     prepare_features,
 )
-from diffresnet_pyg.experiments.runner import ResultsFolderError
+from diffresnet_pyg.experiments.runner import (
+    ResultsFolderError,
+    _append_rows,
+    _write_atomic,
+)
 from diffresnet_pyg.fewshot.episodes import Episodes, sample_episodes
 from diffresnet_pyg.fewshot.methods import (
     EpisodeNetConfig,
@@ -181,9 +185,7 @@ def _claim(folder: Path, config: FewShotConfig) -> None:
                 + "; ".join(diff)
                 + "). Use another output folder, or delete this one to start over"
             )
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(fewshot_config_to_dict(config), sort_keys=False))
-    os.replace(tmp, path)
+    _write_atomic(path, yaml.safe_dump(fewshot_config_to_dict(config), sort_keys=False))
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
@@ -199,17 +201,8 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
             break
     text = "".join(line + "\n" for line in good)
     if path.read_text(encoding="utf-8") != text:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        _write_atomic(path, text)
     return rows
-
-
-def _append(path: Path, rows: list[dict[str, Any]]) -> None:
-    with open(path, "a", encoding="utf-8") as f:
-        f.write("".join(json.dumps(row) + "\n" for row in rows))
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _official_episodes(
@@ -318,7 +311,7 @@ def run_fewshot(config: FewShotConfig, *, progress: bool = True) -> dict[str, An
                 for i, a in zip(chunk, acc.tolist(), strict=True)
                 if i not in have
             ]
-            _append(rows_path, rows)
+            _append_rows(rows_path, rows)
             have.update(r["episode"] for r in rows)
             bar.update(len(rows))
 
@@ -403,17 +396,11 @@ def summarize_fewshot(folder: str | os.PathLike[str]) -> dict[str, Any]:
         "methods": results,
         "sweep": fewshot_config_to_dict(config)["sweep"],
     }
-    _write(folder / SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
-    _write(folder / SUMMARY_MD, fewshot_markdown(summary))
+    _write_atomic(folder / SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
+    _write_atomic(folder / SUMMARY_MD, fewshot_markdown(summary))
     if config.sweep is not None:
         plot_fewshot_sweep(summary, folder / SWEEP_PNG)
     return summary
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _params_text(name: str, params: Mapping[str, Any]) -> str:

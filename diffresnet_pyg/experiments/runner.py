@@ -211,9 +211,10 @@ def _load_done(folder: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _append_row(path: Path, row: dict[str, Any]) -> None:
+def _append_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Append JSON rows to ``path`` and make them durable (fsync)."""
     with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
+        f.write("".join(json.dumps(row) + "\n" for row in rows))
         f.flush()
         os.fsync(f.fileno())
 
@@ -305,24 +306,26 @@ def run_experiment(
             started: float = started,
         ) -> None:
             run = chunk[member]
-            _append_row(
+            _append_rows(
                 rows_path,
-                {
-                    "dataset": config.dataset.name,
-                    "model": config.model.name,
-                    "split": run.split,
-                    "split_seed": run.split_seed,
-                    "init": run.init,
-                    "init_seed": run.init_seed,
-                    "epochs": result.epochs,
-                    "best_epoch": result.best_epoch,
-                    "val_acc": result.val_acc,
-                    "val_loss": result.val_loss,
-                    "test_acc": result.test_acc,
-                    "seconds": result.train_seconds,
-                    "batch_members": len(chunk),
-                    "batch_seconds": time.perf_counter() - started,
-                },
+                [
+                    {
+                        "dataset": config.dataset.name,
+                        "model": config.model.name,
+                        "split": run.split,
+                        "split_seed": run.split_seed,
+                        "init": run.init,
+                        "init_seed": run.init_seed,
+                        "epochs": result.epochs,
+                        "best_epoch": result.best_epoch,
+                        "val_acc": result.val_acc,
+                        "val_loss": result.val_loss,
+                        "test_acc": result.test_acc,
+                        "seconds": result.train_seconds,
+                        "batch_members": len(chunk),
+                        "batch_seconds": time.perf_counter() - started,
+                    }
+                ],
             )
             bar.update()
 
