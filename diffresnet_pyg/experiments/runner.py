@@ -29,7 +29,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -233,6 +233,43 @@ def _features(config: ExperimentConfig, data: Data, batched: bool) -> Tensor:
     return data.x
 
 
+def _fit(
+    config: ExperimentConfig,
+    model: torch.nn.Module,
+    x: Tensor,
+    edge_index: Tensor,
+    y: Tensor,
+    chunk: Sequence[RunSpec],
+    *,
+    on_epoch: Callable[[int, int], None] | None,
+    on_finish: Callable[[int, MemberResult], None],
+) -> None:
+    """Train the members of one chunk of runs (on ``x``'s device) as configured."""
+    train = config.train
+    device = x.device
+    train_members(
+        model,
+        x,
+        edge_index,
+        y,
+        stack_index([r.train_idx for r in chunk], device),
+        stack_index([r.val_idx for r in chunk], device),
+        stack_index([r.test_idx for r in chunk], device),
+        optimizer=train.optimizer,
+        lr=train.lr,
+        weight_decay=train.weight_decay,
+        momentum=train.momentum,
+        max_epochs=train.max_epochs,
+        patience=train.patience,
+        early_stopping=train.early_stopping,
+        decay_params=(
+            first_layer_weights if train.weight_decay_on == "first_layer" else None
+        ),
+        on_epoch=on_epoch,
+        on_finish=on_finish,
+    )
+
+
 def run_experiment(
     config: ExperimentConfig, *, progress: bool = True
 ) -> dict[str, Any]:
@@ -329,24 +366,13 @@ def run_experiment(
             )
             bar.update()
 
-        train_members(
+        _fit(
+            config,
             model,
             x,
             edge_index,
             y,
-            stack_index([r.train_idx for r in chunk], device),
-            stack_index([r.val_idx for r in chunk], device),
-            stack_index([r.test_idx for r in chunk], device),
-            optimizer=train.optimizer,
-            lr=train.lr,
-            weight_decay=train.weight_decay,
-            momentum=train.momentum,
-            max_epochs=train.max_epochs,
-            patience=train.patience,
-            early_stopping=train.early_stopping,
-            decay_params=(
-                first_layer_weights if train.weight_decay_on == "first_layer" else None
-            ),
+            chunk,
             on_epoch=on_epoch if progress else None,
             on_finish=on_finish,
         )
