@@ -1,7 +1,12 @@
 """Layers, models and graph builders."""
 
 from diffresnet_pyg.nn.conv import DiffusionConv, diffusion
-from diffresnet_pyg.nn.dropout import keep_mask, keep_mask_bytes
+from diffresnet_pyg.nn.dropout import (
+    draw_mask_seed,
+    keep_mask,
+    keep_mask_bytes,
+    keep_mask_from_seed,
+)
 from diffresnet_pyg.nn.knn import gaussian_knn_graph, gaussian_weight_matrix, knn_graph
 from diffresnet_pyg.nn.laplacian import (
     LAPLACIANS,
@@ -19,10 +24,12 @@ __all__ = [
     "ResidualBlock",
     "SplitLaplacian",
     "diffusion",
+    "draw_mask_seed",
     "gaussian_knn_graph",
     "gaussian_weight_matrix",
     "keep_mask",
     "keep_mask_bytes",
+    "keep_mask_from_seed",
     "knn_graph",
     "laplacian_max_eigenvalue",
     "split_laplacian",

@@ -9,7 +9,9 @@ into uniform 8- or 16-bit chunks; an element is dropped when its chunk falls
 below :math:`p \cdot 2^{b}`. The drop probability is therefore exactly
 :math:`p` whenever :math:`p \cdot 2^{b}` is an integer (``p = 0.25``, ``0.5``,
 ``0.1015625``, ... with 8 bits; any multiple of :math:`2^{-16}` with 16 bits).
-Other values of :math:`p`, and non-CPU devices, use ``torch.rand``.
+Other values of :math:`p`, and non-CPU devices, use ``torch.rand`` on a
+private generator seeded the same way. A mask is a function of its seed
+(:func:`keep_mask_from_seed`), so it can be regenerated instead of stored.
 """
 
 from __future__ import annotations
@@ -28,12 +30,71 @@ def _chunk_bits(p: float) -> int | None:
     return None
 
 
-def _random_chunks(numel: int, bits: int, generator: torch.Generator | None) -> Tensor:
+def draw_mask_seed(generator: torch.Generator | None = None) -> int:
+    """One seed for :func:`keep_mask_from_seed`, drawn from a torch generator.
+
+    Args:
+        generator: The generator to draw from (default: the global one, so
+            ``torch.manual_seed`` makes masks reproducible).
+    """
+    return int(torch.randint(2**62, (), generator=generator))
+
+
+def _random_chunks(numel: int, bits: int, seed: int) -> Tensor:
     """``numel`` independent uniform ``bits``-bit integers (uint8 or int16)."""
-    seed = int(torch.randint(2**62, (), generator=generator))
     words = np.random.SFC64(seed).random_raw(math.ceil(numel * bits / 64))
     dtype = np.uint8 if bits == 8 else np.int16
     return torch.from_numpy(words.view(dtype)[:numel])
+
+
+def _check_p(p: float) -> None:
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"Dropout probability must be in [0, 1), got {p}")
+
+
+def keep_mask_from_seed(
+    shape: torch.Size | tuple[int, ...],
+    p: float,
+    seed: int,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """The ``torch.uint8`` keep-mask that ``seed`` determines.
+
+    The same ``(shape, p, seed, device)`` always gives the same mask, so a
+    mask can be regenerated instead of stored (as
+    :class:`~diffresnet_pyg.nn.DiffusionConv` does with
+    ``recompute_masks=True``).
+
+    Args:
+        shape: Shape of the mask.
+        p: Drop probability in ``[0, 1)``.
+        seed: A seed, e.g. from :func:`draw_mask_seed`.
+        device: Device of the mask.
+
+    Example:
+        >>> a = keep_mask_from_seed((4, 5), 0.5, seed=7)
+        >>> torch.equal(a, keep_mask_from_seed((4, 5), 0.5, seed=7))
+        True
+    """
+    _check_p(p)
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    if p == 0.0:
+        return torch.ones(shape, dtype=torch.uint8, device=device)
+    bits = _chunk_bits(p)
+    if device.type != "cpu" or bits is None:
+        generator = torch.Generator(device=device)
+        generator.manual_seed(seed)
+        rand = torch.rand(shape, device=device, generator=generator)
+        return (rand >= p).view(torch.uint8)
+    numel = math.prod(int(size) for size in shape)
+    chunks = _random_chunks(numel, bits, seed)
+    threshold = int(p * 2**bits)
+    if bits == 8:  # keep iff chunk >= threshold, in saturating uint8 arithmetic
+        floor = threshold - 1
+        keep = chunks.clamp(min=floor).sub_(floor).clamp_(max=1)
+    else:  # signed chunks, uniform on [-2**15, 2**15)
+        keep = (chunks >= threshold - 2**15).view(torch.uint8)
+    return keep.view(shape)
 
 
 def keep_mask_bytes(
@@ -47,24 +108,10 @@ def keep_mask_bytes(
     Multiplying a float tensor by ``mask.to(x.dtype)`` is several times faster
     on the CPU than multiplying it by a boolean mask.
     """
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"Dropout probability must be in [0, 1), got {p}")
-    device = torch.device(device) if device is not None else torch.device("cpu")
+    _check_p(p)
     if p == 0.0:
-        return torch.ones(shape, dtype=torch.uint8, device=device)
-    numel = math.prod(int(size) for size in shape)
-    bits = _chunk_bits(p)
-    if device.type != "cpu" or bits is None:
-        rand = torch.rand(shape, device=device, generator=generator)
-        return (rand >= p).view(torch.uint8)
-    chunks = _random_chunks(numel, bits, generator)
-    threshold = int(p * 2**bits)
-    if bits == 8:  # keep iff chunk >= threshold, in saturating uint8 arithmetic
-        floor = threshold - 1
-        keep = chunks.clamp(min=floor).sub_(floor).clamp_(max=1)
-    else:  # signed chunks, uniform on [-2**15, 2**15)
-        keep = (chunks >= threshold - 2**15).view(torch.uint8)
-    return keep.view(shape)
+        return keep_mask_from_seed(shape, p, 0, device)
+    return keep_mask_from_seed(shape, p, draw_mask_seed(generator), device)
 
 
 def keep_mask(

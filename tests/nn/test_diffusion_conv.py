@@ -172,6 +172,54 @@ def test_dropout_before_every_step():
     )
 
 
+@pytest.mark.parametrize("p", [0.25, 0.3])  # fast byte masks; torch.rand masks
+def test_dropout_backward_matches_dense_autograd(p):
+    """Saved and recomputed masks both give dense autograd's gradient."""
+    edge_index, weight, n = random_graph(seed=8)
+    x = torch.randn(n, 5, dtype=torch.float64)
+    seed_grad = torch.randn(n, 5, dtype=torch.float64)
+    lap = dense_laplacian(edge_index, weight.double(), n, "reference", True)
+    m = torch.eye(n, dtype=torch.float64) - 0.3 * lap
+    torch.manual_seed(11)
+    expected_in = x.clone().requires_grad_()
+    expected = expected_in
+    for _ in range(4):
+        mask = keep_mask(x.shape, p).to(x.dtype)
+        expected = m @ (expected * mask / (1 - p))
+    expected.backward(seed_grad)
+    for recompute in (False, True):
+        conv = DiffusionConv(0.3, 4, dropout=p, recompute_masks=recompute).train()
+        torch.manual_seed(11)
+        x_in = x.clone().requires_grad_()
+        out = conv(x_in, edge_index, weight.double())
+        out.backward(seed_grad)
+        torch.testing.assert_close(out, expected.detach())
+        torch.testing.assert_close(x_in.grad, expected_in.grad)
+
+
+def test_backward_saves_no_per_step_features():
+    """Autograd keeps no N x F tensor per step (only seeds with recompute)."""
+    edge_index, weight, n = random_graph(seed=9)
+    x = torch.randn(n, 6, requires_grad=True)
+    saved = []
+
+    def pack(t):
+        saved.append(t)
+        return t
+
+    for dropout, recompute, expected_count in ((0.0, False, 0), (0.5, True, 0)):
+        saved.clear()
+        conv = DiffusionConv(0.2, 16, dropout=dropout, recompute_masks=recompute)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            conv.train()(x, edge_index, weight.float())
+        assert len(saved) == expected_count
+    saved.clear()
+    conv = DiffusionConv(0.2, 16, dropout=0.5)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        conv.train()(x, edge_index, weight.float())
+    assert len(saved) == 16 and all(t.dtype == torch.uint8 for t in saved)
+
+
 def test_normalization_once_per_call_and_cached(monkeypatch):
     calls = []
     original = conv_module.split_laplacian
@@ -226,6 +274,7 @@ def test_repr():
         ({"step_size": 0.1, "num_steps": -1}, "num_steps"),
         ({"step_size": 0.1, "laplacian": "normalized"}, "Unknown laplacian"),
         ({"step_size": 0.1, "dropout": 1.0}, "dropout"),
+        ({"step_size": 0.1, "recompute_masks": 1}, "recompute_masks"),
     ],
 )
 def test_bad_arguments(kwargs, match):

@@ -9,7 +9,11 @@ from torch import Tensor
 from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.utils import to_torch_csr_tensor
 
-from diffresnet_pyg.nn.dropout import keep_mask_bytes
+from diffresnet_pyg.nn.dropout import (
+    draw_mask_seed,
+    keep_mask_bytes,
+    keep_mask_from_seed,
+)
 from diffresnet_pyg.nn.laplacian import (
     SplitLaplacian,
     check_laplacian,
@@ -27,24 +31,36 @@ class _EulerSteps(torch.autograd.Function):
     ``mask`` is a fresh dropout keep-mask of probability ``1 - p`` per step
     (none when ``p == 0``); the ``1 / (1 - p)`` rescaling is part of ``adj``.
 
-    All steps run in two reused buffers (a fresh multi-megabyte allocation per
-    step costs page faults comparable to the product itself), only the 0/1
-    masks (one byte per entry) are saved, and the backward uses the
-    precomputed transpose ``adj_back`` (``torch.sparse.mm`` would transpose
-    and re-sort ``adj`` on every call).
+    The step is linear, so the backward needs no activations: it applies the
+    precomputed transpose ``adj_back`` (``torch.sparse.mm`` would transpose and
+    re-sort ``adj`` on every call) and the same masks in reverse order. Nothing
+    of size ``N x F`` is saved per step: the 0/1 masks are saved as one byte
+    per entry, or, with ``recompute``, only their seeds (the masks are drawn
+    again in the backward). All steps run in two reused buffers (a fresh
+    multi-megabyte allocation per step costs page faults comparable to the
+    product itself).
     """
 
     @staticmethod
     def forward(
-        ctx: Any, x: Tensor, adj: Tensor, adj_back: Tensor, num_steps: int, p: float
+        ctx: Any,
+        x: Tensor,
+        adj: Tensor,
+        adj_back: Tensor,
+        num_steps: int,
+        p: float,
+        recompute: bool,
     ) -> Tensor:
         bufs = (_buffer(x), _buffer(x))
-        cur, masks = x, []
+        cur, masks, seeds = x, [], []
         for _ in range(num_steps):
             free = bufs[1] if cur is bufs[0] else bufs[0]
             if p > 0.0:
-                masks.append(keep_mask_bytes(x.shape, p, x.device))
-                mask = masks[-1].to(x.dtype)
+                seeds.append(draw_mask_seed())
+                byte_mask = keep_mask_from_seed(x.shape, p, seeds[-1], x.device)
+                if not recompute:
+                    masks.append(byte_mask)
+                mask = byte_mask.to(x.dtype)
                 if cur is x:
                     cur = torch.mul(x, mask, out=free)
                     free = bufs[1] if cur is bufs[0] else bufs[0]
@@ -53,11 +69,15 @@ class _EulerSteps(torch.autograd.Function):
             cur = torch.addmm(free, adj, cur, beta=0.0, out=free)
         ctx.adj_back = adj_back
         ctx.num_steps = num_steps
+        ctx.p = p
+        ctx.seeds = seeds if recompute else []
         ctx.save_for_backward(*masks)
         return cur
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None, None]:
+    def backward(
+        ctx: Any, grad: Tensor
+    ) -> tuple[Tensor, None, None, None, None, None]:
         bufs = (_buffer(grad), _buffer(grad))
         masks = ctx.saved_tensors
         cur = grad.contiguous()
@@ -66,7 +86,10 @@ class _EulerSteps(torch.autograd.Function):
             cur = torch.addmm(free, ctx.adj_back, cur, beta=0.0, out=free)
             if masks:
                 cur.mul_(masks[k].to(cur.dtype))
-        return cur, None, None, None, None
+            elif ctx.seeds:
+                mask = keep_mask_from_seed(cur.shape, ctx.p, ctx.seeds[k], cur.device)
+                cur.mul_(mask.to(cur.dtype))
+        return cur, None, None, None, None, None
 
 
 class DiffusionConv(MessagePassing):
@@ -102,6 +125,12 @@ class DiffusionConv(MessagePassing):
     :math:`\mathbf{L}`, a step with :math:`\gamma \max_i L_{ii} \geq 2` is
     rejected (``check_stability=False`` disables this).
 
+    With constant edge weights the backward stores no features: the step is
+    linear, so the gradient is the transposed operator applied ``num_steps``
+    times (with the same dropout masks), and memory stays at a few
+    :math:`N \times F` buffers whatever ``num_steps`` is (differentiable edge
+    weights use autograd through message passing, which stores every step).
+
     Args:
         step_size (float): The step :math:`\gamma > 0`.
         num_steps (int, optional): Number of steps :math:`r \geq 0`; 0 makes the
@@ -117,6 +146,11 @@ class DiffusionConv(MessagePassing):
             :meth:`reset_parameters`. (default: :obj:`False`)
         check_stability (bool, optional): Raise on a step size that is
             certainly unstable for the graph. (default: :obj:`True`)
+        recompute_masks (bool, optional): With dropout, save only one seed
+            per step and draw the masks again in the backward instead of
+            saving them (one byte per entry per step): the backward then
+            stores nothing per step, at the cost of drawing every mask twice.
+            (default: :obj:`False`)
         **kwargs (optional): Additional arguments of
             :class:`torch_geometric.nn.conv.MessagePassing`.
 
@@ -146,6 +180,7 @@ class DiffusionConv(MessagePassing):
         dropout: float = 0.0,
         cached: bool = False,
         check_stability: bool = True,
+        recompute_masks: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("aggr", "add")
@@ -163,6 +198,11 @@ class DiffusionConv(MessagePassing):
         self.dropout = float(dropout)
         self.cached = cached
         self.check_stability = check_stability
+        if not isinstance(recompute_masks, bool):
+            raise ValueError(
+                f"'recompute_masks' must be True or False, got {recompute_masks!r}"
+            )
+        self.recompute_masks = recompute_masks
         self._cached_laplacian: SplitLaplacian | None = None
         self._cached_operators: dict[float, tuple[Tensor, Tensor]] = {}
 
@@ -248,7 +288,9 @@ class DiffusionConv(MessagePassing):
         p = self.dropout if self.dropout_active else 0.0
         graph, other = self._operator(lap, 1.0 / (1.0 - p))
         if graph.layout == torch.sparse_csr:
-            return _EulerSteps.apply(x.contiguous(), graph, other, self.num_steps, p)
+            return _EulerSteps.apply(
+                x.contiguous(), graph, other, self.num_steps, p, self.recompute_masks
+            )
         for _ in range(self.num_steps):
             if p > 0.0:
                 x = x * keep_mask_bytes(x.shape, p, x.device).to(x.dtype)
@@ -279,6 +321,7 @@ def diffusion(
     dropout: float = 0.0,
     training: bool = True,
     check_stability: bool = True,
+    recompute_masks: bool = False,
 ) -> Tensor:
     r"""Functional form of :class:`DiffusionConv`.
 
@@ -299,5 +342,6 @@ def diffusion(
         add_self_loops,
         dropout,
         check_stability=check_stability,
+        recompute_masks=recompute_masks,
     )
     return conv.train(training)(x, edge_index, edge_weight)
