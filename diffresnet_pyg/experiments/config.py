@@ -11,6 +11,7 @@ top-level keys (sections), each checked against a frozen dataclass:
     split: {num_splits: 5, num_inits: 4}         # SplitConfig (optional)
     model: {name: diffresnet_reference, layer_num: 20}  # ModelConfig
     train: {lr: 0.01, weight_decay: 5e-4}        # TrainConfig (optional)
+    executor: {kind: processes, workers: 2}      # ExecutorConfig (optional)
     sweep: ...                    # SweepConfig (optional)
 
 Relative paths (``output``, ``dataset.root``) are relative to the current
@@ -70,16 +71,20 @@ from diffresnet_pyg.nn import LAPLACIANS
 
 __all__ = [
     "WEIGHT_DECAY_SCOPES",
+    "BATCHING_METHODS",
     "EARLY_STOPPING_RULES",
+    "EXECUTOR_KINDS",
     "GRAND_METHODS",
     "MODEL_NAMES",
     "MODEL_PARAMS",
     "OPTIMIZER_NAMES",
     "SPLIT_SCHEMES",
     "ConfigError",
+    "BatchingConfig",
     "DatasetConfig",
     "DiffResNetParams",
     "DiffResNetReferenceParams",
+    "ExecutorConfig",
     "ExperimentConfig",
     "GATParams",
     "GCNParams",
@@ -395,6 +400,106 @@ be 1 for scheme 'public' (the dataset's own split), got 100
             )
 
 
+#: Mini-batching methods of :class:`BatchingConfig`.
+BATCHING_METHODS: tuple[str, ...] = ("full", "random_partition", "cluster", "neighbor")
+
+#: Fields of :class:`BatchingConfig` and the methods that use them.
+_BATCHING_USERS: dict[str, tuple[str, ...]] = {
+    "num_parts": ("random_partition", "cluster"),
+    "parts_per_batch": ("random_partition", "cluster"),
+    "resample": ("random_partition",),
+    "knn": ("random_partition",),
+    "num_neighbors": ("neighbor",),
+    "batch_size": ("neighbor",),
+    "seed": ("random_partition", "cluster", "neighbor"),
+}
+
+
+def _num_neighbors(value: Any, key: str) -> tuple[int, ...]:
+    expected = "a non-empty list of ints >= 1 or -1 (all neighbours), one per hop"
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence) or not value:
+        raise _bad(key, expected, value)
+    for i, hop in enumerate(value):
+        if isinstance(hop, bool) or not isinstance(hop, int) or (hop < 1 and hop != -1):
+            raise _bad(f"{key}[{i}]", "an int >= 1 or -1 (all neighbours)", hop)
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class BatchingConfig(_Section):
+    """The ``train.batching`` section: full-batch or mini-batch training.
+
+    Mini-batch training (:mod:`~diffresnet_pyg.experiments.minibatch`) takes
+    one optimizer step per batch, each member on its own training nodes in
+    the batch; every graph normalization (the diffusion Laplacian included)
+    is recomputed on the batch's subgraph; validation and test are evaluated
+    on the whole graph. A field that the method does not use must keep its
+    default.
+
+    Attributes:
+        method: ``"full"`` (one full-batch step per epoch), ``"random_partition"``
+            (random node parts, induced subgraphs; pure PyTorch),
+            ``"cluster"`` (METIS parts, Cluster-GCN; needs ``pyg-lib`` or
+            ``torch-sparse``) or ``"neighbor"`` (neighbour sampling around the
+            training nodes, loss on the seed nodes; needs ``pyg-lib`` or
+            ``torch-sparse``).
+        num_parts: Parts per epoch, >= 1 (random_partition, cluster).
+        parts_per_batch: Parts joined into one batch, 1 to ``num_parts``
+            (random_partition, cluster).
+        resample: Draw a new random partition every epoch, else once
+            (random_partition).
+        knn: Give each batch the undirected kNN graph of its features
+            (k >= 1) instead of its induced subgraph; evaluation then uses
+            the kNN graph of all nodes (random_partition; :obj:`None`: off).
+        num_neighbors: Sampled neighbours per hop (neighbor).
+        batch_size: Seed nodes per batch, >= 1 (neighbor).
+        seed: Seed of the batches' randomness, combined with the split and
+            init seeds of the first run of each chunk of runs.
+
+    Example:
+        >>> BatchingConfig("random_partition", num_parts=4).parts_per_batch
+        1
+        >>> BatchingConfig("full", num_parts=4)
+        Traceback (most recent call last):
+        ...
+        diffresnet_pyg.experiments.config.ConfigError: train.batching.num_parts: \
+only used by methods 'random_partition', 'cluster' (method is 'full'); leave it 8
+    """
+
+    _key = "train.batching"
+
+    method: str = _field(_choice(BATCHING_METHODS), "full")
+    num_parts: int = _field(_POSITIVE_INT, 8)
+    parts_per_batch: int = _field(_POSITIVE_INT, 1)
+    resample: bool = _field(_bool, True)
+    knn: int | None = _field(_optional(_POSITIVE_INT), None)
+    num_neighbors: tuple[int, ...] = _field(_num_neighbors, (10, 10))
+    batch_size: int = _field(_POSITIVE_INT, 1024)
+    seed: int = _field(_int(minimum=0, maximum=2**32 - 1), 0)
+
+    def _check_together(self) -> None:
+        defaults = BatchingConfig.__dataclass_fields__
+        for name, users in _BATCHING_USERS.items():
+            default = defaults[name].default
+            if self.method not in users and getattr(self, name) != default:
+                raise ConfigError(
+                    f"train.batching.{name}: only used by methods "
+                    f"{', '.join(repr(u) for u in users)} (method is "
+                    f"{self.method!r}); leave it {default}"
+                )
+        if self.parts_per_batch > self.num_parts:
+            raise ConfigError(
+                f"train.batching.parts_per_batch: must be <= num_parts "
+                f"({self.num_parts}), got {self.parts_per_batch}"
+            )
+
+
+def _batching(value: Any, key: str) -> BatchingConfig:
+    if isinstance(value, BatchingConfig):
+        return value
+    return _from_mapping(BatchingConfig, value, key)
+
+
 #: Optimizer names of :class:`TrainConfig`.
 OPTIMIZER_NAMES: tuple[str, ...] = ("adam", "adamw", "adamax", "sgd")
 
@@ -428,6 +533,7 @@ class TrainConfig(_Section):
             syntactically only).
         sparse_features: Feed bag-of-words features as a sparse matrix where
             the model supports it.
+        batching: Full-batch or mini-batch training (:class:`BatchingConfig`).
 
     Example:
         >>> TrainConfig(lr=1).lr
@@ -454,6 +560,7 @@ used by optimizer 'sgd' (optimizer is 'adam'); leave it 0
         _str(r"cpu|mps|cuda(:\d+)?", "'cpu', 'cuda', 'cuda:N' or 'mps'"), "cpu"
     )
     sparse_features: bool = _field(_bool, True)
+    batching: BatchingConfig = _field(_batching, factory=BatchingConfig)
 
     def _check_together(self) -> None:
         if self.optimizer != "sgd" and self.momentum != 0.0:
@@ -461,6 +568,82 @@ used by optimizer 'sgd' (optimizer is 'adam'); leave it 0
                 "train.momentum: only used by optimizer 'sgd' (optimizer is "
                 f"{self.optimizer!r}); leave it 0"
             )
+
+
+#: Executor kinds of :class:`ExecutorConfig`.
+EXECUTOR_KINDS: tuple[str, ...] = ("local", "processes", "ray")
+
+#: Keys of :class:`ExecutorConfig` used by kind ``"ray"`` only, with defaults.
+_RAY_ONLY: tuple[tuple[str, Any], ...] = (
+    ("address", None),
+    ("num_cpus_per_task", 1.0),
+    ("num_gpus_per_task", 0.0),
+)
+
+
+@dataclass(frozen=True)
+class ExecutorConfig(_Section):
+    """The ``executor`` section: where the chunks of runs are trained.
+
+    Runs are trained in chunks of ``train.batch_members``; a chunk is one task.
+    The executor changes speed, not results: a run's row is the same whatever
+    the executor (at a fixed number of torch threads), so the section is not
+    part of a results folder's :func:`fingerprint` and a folder may be resumed
+    with another executor. See :mod:`diffresnet_pyg.experiments.executors`.
+
+    Attributes:
+        kind: ``"local"`` (in this process, one chunk after another),
+            ``"processes"`` (a pool of ``workers`` local processes) or
+            ``"ray"`` (one Ray task per chunk, on the cluster at ``address``).
+        workers: Chunks trained at once: the pool size for ``"processes"``
+            (:obj:`None`: one per GPU when ``train.device`` is ``"cuda"``,
+            else one per CPU core), the most tasks in flight for ``"ray"``
+            (:obj:`None`: as many as the cluster schedules). Must be
+            :obj:`None` for ``"local"``.
+        threads: torch threads of each worker (``torch.set_num_threads``);
+            :obj:`None`: unchanged for ``"local"``, ``max(1, cores // workers)``
+            for ``"processes"``, ``max(1, int(num_cpus_per_task))`` for
+            ``"ray"``.
+        address: The Ray cluster (``"ray"`` only), e.g. ``"10.0.0.1:6379"``;
+            :obj:`None`: the ``RAY_ADDRESS`` environment variable, else the
+            cluster last started on this machine with ``ray start``, else a
+            new local instance (Ray's own order).
+        num_cpus_per_task: CPUs Ray reserves per task, > 0 (``"ray"`` only).
+        num_gpus_per_task: GPUs Ray reserves per task, >= 0 (``"ray"`` only);
+            Ray sets ``CUDA_VISIBLE_DEVICES`` for each task.
+
+    Example:
+        >>> ExecutorConfig("processes", workers=2).threads is None
+        True
+        >>> ExecutorConfig("processes", address="auto")
+        Traceback (most recent call last):
+        ...
+        diffresnet_pyg.experiments.config.ConfigError: executor.address: only \
+used by kind 'ray' (kind is 'processes'); leave it None
+    """
+
+    _key = "executor"
+
+    kind: str = _field(_choice(EXECUTOR_KINDS), "local")
+    workers: int | None = _field(_optional(_POSITIVE_INT), None)
+    threads: int | None = _field(_optional(_POSITIVE_INT), None)
+    address: str | None = _field(_optional(_str()), None)
+    num_cpus_per_task: float = _field(_POSITIVE_FLOAT, 1.0)
+    num_gpus_per_task: float = _field(_float(ge=0.0), 0.0)
+
+    def _check_together(self) -> None:
+        if self.kind == "local" and self.workers is not None:
+            raise ConfigError(
+                "executor.workers: only used by kinds 'processes' and 'ray' (kind "
+                f"is 'local'); leave it None, got {self.workers!r}"
+            )
+        if self.kind != "ray":
+            for name, default in _RAY_ONLY:
+                if getattr(self, name) != default:
+                    raise ConfigError(
+                        f"executor.{name}: only used by kind 'ray' (kind is "
+                        f"{self.kind!r}); leave it {default}"
+                    )
 
 
 # --------------------------------------------------------------------------
@@ -850,6 +1033,7 @@ _TOP_LEVEL: tuple[str, ...] = (
     "split",
     "model",
     "train",
+    "executor",
     "sweep",
 )
 
@@ -867,6 +1051,8 @@ class ExperimentConfig:
         output: The results folder; a relative path is relative to the
             current working directory, not to the config file.
         name: An optional free-text name.
+        executor: Where the chunks of runs are trained (not part of the
+            :func:`fingerprint`).
         sweep: An optional sweep; every (method, value) point is validated
             when the config is built (see :func:`expand_sweep`).
 
@@ -883,6 +1069,7 @@ class ExperimentConfig:
     train: TrainConfig = TrainConfig()
     output: str
     name: str | None = None
+    executor: ExecutorConfig = ExecutorConfig()
     sweep: SweepConfig | None = None
 
     def __post_init__(self) -> None:
@@ -890,6 +1077,7 @@ class ExperimentConfig:
             ("dataset", DatasetConfig),
             ("split", SplitConfig),
             ("train", TrainConfig),
+            ("executor", ExecutorConfig),
         ):
             if not isinstance(getattr(self, key), cls):
                 raise _bad(key, f"a {cls.__name__}", getattr(self, key))
@@ -938,7 +1126,7 @@ def config_from_dict(raw: Mapping[str, Any]) -> ExperimentConfig:
         Traceback (most recent call last):
         ...
         diffresnet_pyg.experiments.config.ConfigError: epochs: unknown key; \
-allowed: name, output, dataset, split, model, train, sweep
+allowed: name, output, dataset, split, model, train, executor, sweep
     """
     if not isinstance(raw, Mapping):
         raise _bad("config", "a mapping of sections", raw)
@@ -964,6 +1152,7 @@ allowed: name, output, dataset, split, model, train, sweep
         model=model,
         split=_from_mapping(SplitConfig, raw.get("split"), "split"),
         train=_from_mapping(TrainConfig, raw.get("train"), "train"),
+        executor=_from_mapping(ExecutorConfig, raw.get("executor"), "executor"),
         output=raw["output"],
         name=raw.get("name"),
         sweep=sweep,
@@ -994,7 +1183,8 @@ def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
         "dataset": asdict(config.dataset),
         "split": asdict(config.split),
         "model": None if model is None else {"name": model.name, **model.params},
-        "train": asdict(config.train),
+        "train": _plain(asdict(config.train)),
+        "executor": asdict(config.executor),
         "sweep": None
         if sweep is None
         else {
@@ -1090,8 +1280,9 @@ def fingerprint(config: ExperimentConfig) -> str:
     """A stable SHA-256 of everything that defines the runs' results.
 
     Left out: ``output``, ``name``, ``dataset.root`` (where the files are,
-    not which data), ``train.batch_members`` and ``train.device`` (speed, not
-    results). Used to refuse a results folder written for a different config.
+    not which data), ``train.batch_members``, ``train.device`` and the
+    ``executor`` section (speed, not results). Used to refuse a results folder
+    written for a different config.
 
     Example:
         >>> import dataclasses
@@ -1108,6 +1299,7 @@ def fingerprint(config: ExperimentConfig) -> str:
     del data["dataset"]["root"]
     for key in ("batch_members", "device"):
         del data["train"][key]
+    del data["executor"]
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -20,6 +20,12 @@ Runs are trained ``train.batch_members`` at a time as one batched model
 the global random stream for dropout, so a run's exact result depends on the
 batch it was trained in (its distribution does not); with
 ``batch_members=1`` every run is exactly the unbatched run of its seeds.
+
+Each chunk is one call of :func:`run_chunk`, a top-level function that loads
+the data itself, so the ``executor`` section can train chunks in this process,
+in a pool of local processes or on a Ray cluster
+(:mod:`~diffresnet_pyg.experiments.executors`); rows are appended as chunks
+finish, and they are the same whatever the executor.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,14 +48,20 @@ from torch import Tensor
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
-from diffresnet_pyg.data import load_dataset, protocol_splits
+from diffresnet_pyg.data import load_dataset, protocol_splits, resolve_root
 from diffresnet_pyg.data.split import SEED_HIGH
 from diffresnet_pyg.experiments.config import (
+    ExecutorConfig,
     ExperimentConfig,
     config_from_dict,
     config_to_dict,
     expand_sweep,
     fingerprint,
+)
+from diffresnet_pyg.experiments.executors import (
+    check_executor,
+    map_chunks,
+    worker_device,
 )
 from diffresnet_pyg.experiments.models import (
     BATCHABLE_MODELS,
@@ -67,7 +80,16 @@ from diffresnet_pyg.experiments.training import (
     train_members,
 )
 
-__all__ = ["ResultsFolderError", "RunSpec", "plan_runs", "run_experiment", "run_sweep"]
+__all__ = [
+    "ChunkTask",
+    "ResultsFolderError",
+    "RunSpec",
+    "plan_runs",
+    "run_chunk",
+    "run_experiment",
+    "run_sweep",
+    "train_chunk",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -244,17 +266,20 @@ def _fit(
     on_epoch: Callable[[int, int], None] | None,
     on_finish: Callable[[int, MemberResult], None],
 ) -> None:
-    """Train the members of one chunk of runs (on ``x``'s device) as configured."""
+    """Train the members of one chunk of runs (on ``x``'s device) as configured.
+
+    With ``train.batching.method`` other than ``"full"``: mini-batch training
+    (:mod:`~diffresnet_pyg.experiments.minibatch`; diffusion operators cached
+    for the whole-graph evaluation only), the batches' randomness seeded from
+    ``train.batching.seed`` and the split and init seeds of the chunk's first
+    run; sparse CSR features are sliced row-wise per batch.
+    """
     train = config.train
     device = x.device
-    train_members(
-        model,
-        x,
-        edge_index,
-        y,
-        stack_index([r.train_idx for r in chunk], device),
-        stack_index([r.val_idx for r in chunk], device),
-        stack_index([r.test_idx for r in chunk], device),
+    train_idx = stack_index([r.train_idx for r in chunk], device)
+    val_idx = stack_index([r.val_idx for r in chunk], device)
+    test_idx = stack_index([r.test_idx for r in chunk], device)
+    settings = dict(
         optimizer=train.optimizer,
         lr=train.lr,
         weight_decay=train.weight_decay,
@@ -268,12 +293,349 @@ def _fit(
         on_epoch=on_epoch,
         on_finish=on_finish,
     )
+    batching = train.batching
+    if batching.method == "full":
+        train_members(model, x, edge_index, y, train_idx, val_idx, test_idx, **settings)
+        return
+    from diffresnet_pyg.experiments.minibatch import (
+        batch_loader,
+        evaluation_graph,
+        seeded_generator,
+        train_members_minibatch,
+    )
+
+    loader = batch_loader(
+        batching,
+        edge_index,
+        int(y.numel()),
+        x=x,
+        train_nodes=train_idx.unique(),
+        generator=seeded_generator(
+            batching.seed, chunk[0].split_seed, chunk[0].init_seed
+        ),
+    )
+    train_members_minibatch(
+        model,
+        x,
+        loader,
+        y,
+        train_idx,
+        val_idx,
+        test_idx,
+        eval_graph=evaluation_graph(batching, x, edge_index),
+        **settings,
+    )
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """One chunk of runs of one config: the unit of work of an executor.
+
+    Attributes:
+        config (dict): The config as plain data (:func:`config_to_dict`);
+            ``dataset.root`` is absolute, so a worker finds the same files.
+        keys (tuple): ``(split, init)`` of each run, in training order.
+        point (int): Index of the config among those run together (the
+            points of a sweep; 0 for a single experiment).
+    """
+
+    config: dict[str, Any]
+    keys: tuple[tuple[int, int], ...]
+    point: int = 0
+
+
+#: Per-process cache of datasets, run plans and model inputs (most recent last).
+_CACHE: OrderedDict[tuple[str, ...], Any] = OrderedDict()
+_CACHE_SIZE = 8
+
+
+def _cached(key: tuple[str, ...], make: Callable[[], Any]) -> Any:
+    """``make()``, computed once per ``key`` in this process (a small LRU)."""
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    value = _CACHE[key] = make()
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return value
+
+
+def _dataset_key(config: ExperimentConfig) -> str:
+    return json.dumps(dataclasses.asdict(config.dataset), sort_keys=True)
+
+
+def _planned(config: ExperimentConfig) -> tuple[Data, dict[tuple[int, int], RunSpec]]:
+    """The dataset of ``config`` and its runs by ``(split, init)``, cached."""
+    ds = config.dataset
+    data = _cached(
+        ("dataset", _dataset_key(config)),
+        lambda: load_dataset(
+            ds.name,
+            ds.root,
+            standardize=ds.standardize,
+            normalize_features=ds.normalize_features,
+        ),
+    )
+    split = json.dumps(dataclasses.asdict(config.split), sort_keys=True)
+    plan = _cached(
+        ("plan", _dataset_key(config), split),
+        lambda: {run.key: run for run in plan_runs(config, data)},
+    )
+    return data, plan
+
+
+def _inputs(
+    config: ExperimentConfig, data: Data, batched: bool, device: torch.device
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Features, ``edge_index`` and labels on ``device``, cached."""
+    dataset, where = _dataset_key(config), str(device)
+    layout = f"{config.model.name} sparse={config.train.sparse_features} {batched}"
+    x = _cached(
+        ("x", dataset, layout, where),
+        lambda: _features(config, data, batched).to(device),
+    )
+    edge_index, y = _cached(
+        ("graph", dataset, where),
+        lambda: (data.edge_index.to(device), data.y.to(device)),
+    )
+    return x, edge_index, y
+
+
+def run_chunk(
+    config: ExperimentConfig | Mapping[str, Any],
+    keys: Sequence[tuple[int, int]],
+    *,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+    on_epoch: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Train the runs ``keys`` of ``config`` as one batched model; their rows.
+
+    A top-level function, so that an executor can ship it to another process
+    or machine: it loads the dataset and plans the runs itself (cached per
+    process), trains on ``train.device`` (see
+    :func:`~diffresnet_pyg.experiments.executors.worker_device`) and writes
+    nothing. Every member's weights and dropout masks come from its init seed,
+    so the rows depend only on ``config`` and ``keys`` (and, through
+    floating-point summation order, on the number of torch threads), not on
+    the process they are computed in.
+
+    Args:
+        config (ExperimentConfig or dict): The config, or its
+            :func:`config_to_dict` form.
+        keys (sequence of (int, int)): ``(split, init)`` of the runs, trained
+            together in this order.
+        on_row (callable, optional): Called with each row as soon as its run
+            finishes. (default: :obj:`None`)
+        on_epoch (callable, optional): ``on_epoch(epoch, active_members)``
+            after every epoch. (default: :obj:`None`)
+
+    Returns:
+        list[dict]: One row per run, in the order the runs finished: dataset,
+        model, split and its seed, init and its seed, epochs, best epoch,
+        validation accuracy and loss, test accuracy, seconds, batch size and
+        the batch's wall time.
+
+    Raises:
+        ValueError: If ``keys`` is empty or names runs the config does not
+            have.
+    """
+    if not isinstance(config, ExperimentConfig):
+        config = config_from_dict(config)
+    if config.model is None:
+        raise ValueError("the config has no 'model' section")
+    data, plan = _planned(config)
+    keys = [(int(split), int(init)) for split, init in keys]
+    unknown = [key for key in keys if key not in plan]
+    if not keys or unknown:
+        raise ValueError(
+            f"keys must name runs of the config ({len(plan)} planned); "
+            + (f"unknown (split, init): {unknown}" if unknown else "got none")
+        )
+    chunk = [plan[key] for key in keys]
+    device = torch.device(worker_device(config.train.device))
+    x, edge_index, y = _inputs(config, data, len(chunk) > 1, device)
+    num_classes = int(data.y.max()) + 1
+    model = build_members(
+        config.model, data.num_features, num_classes, [r.init_seed for r in chunk]
+    ).to(device)
+    rows: list[dict[str, Any]] = []
+    started = time.perf_counter()
+
+    def on_finish(member: int, result: MemberResult) -> None:
+        run = chunk[member]
+        row = {
+            "dataset": config.dataset.name,
+            "model": config.model.name,
+            "split": run.split,
+            "split_seed": run.split_seed,
+            "init": run.init,
+            "init_seed": run.init_seed,
+            "epochs": result.epochs,
+            "best_epoch": result.best_epoch,
+            "val_acc": result.val_acc,
+            "val_loss": result.val_loss,
+            "test_acc": result.test_acc,
+            "seconds": result.train_seconds,
+            "batch_members": len(chunk),
+            "batch_seconds": time.perf_counter() - started,
+        }
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+
+    _fit(
+        config,
+        model,
+        x,
+        edge_index,
+        y,
+        chunk,
+        on_epoch=on_epoch,
+        on_finish=on_finish,
+    )
+    return rows
+
+
+def train_chunk(task: ChunkTask) -> list[dict[str, Any]]:
+    """:func:`run_chunk` of ``task``'s config and keys (the executors' task)."""
+    return run_chunk(task.config, task.keys)
+
+
+@dataclass(eq=False)
+class _Point:
+    """A claimed results folder being filled: one config of a run or sweep."""
+
+    config: ExperimentConfig
+    total: int
+    left: int
+    summary: dict[str, Any] | None = None
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.config.output)
+
+    @property
+    def label(self) -> str:
+        return self.config.name or self.folder.name
+
+
+def _check_runnable(config: ExperimentConfig, executor: ExecutorConfig) -> None:
+    if config.model is None:
+        raise ValueError("the config has no 'model' section")
+    check_executor(executor, config.train.device)
+
+
+def _prepare(config: ExperimentConfig, point: int) -> tuple[_Point, list[ChunkTask]]:
+    """The pending runs of a claimed folder, as chunk tasks."""
+    folder = Path(config.output)
+    for name in SUMMARY_FILES:
+        (folder / name).unlink(missing_ok=True)
+    done = {(int(r["split"]), int(r["init"])) for r in _load_done(folder)}
+    root = str(resolve_root(config.dataset.root).resolve())
+    work = dataclasses.replace(
+        config, dataset=dataclasses.replace(config.dataset, root=root)
+    )
+    _, plan = _planned(work)
+    pending = [run for key, run in plan.items() if key not in done]
+    batch = config.train.batch_members if config.model.name in BATCHABLE_MODELS else 1
+    logger.info(
+        "%s: %d runs (%d done), %d at a time",
+        folder,
+        len(plan),
+        len(plan) - len(pending),
+        batch,
+    )
+    raw = config_to_dict(work)
+    tasks = [
+        ChunkTask(raw, tuple(run.key for run in chunk), point)
+        for chunk in _chunks(pending, batch)
+    ]
+    return _Point(config, len(plan), len(pending)), tasks
+
+
+def _train_here(
+    points: Sequence[_Point], bar: tqdm, progress: bool
+) -> Callable[[ChunkTask], list[dict[str, Any]]]:
+    """The ``"local"`` task: each row appended as soon as its run finishes."""
+
+    def task(chunk: ChunkTask) -> list[dict[str, Any]]:
+        point = points[chunk.point]
+        bar.set_description(point.label)
+
+        def on_row(row: dict[str, Any]) -> None:
+            _append_rows(point.folder / RUNS_FILE, [row])
+            bar.update()
+
+        def on_epoch(epoch: int, active: int) -> None:
+            bar.set_postfix(epoch=epoch, active=f"{active}/{len(chunk.keys)}")
+
+        return run_chunk(
+            chunk.config,
+            chunk.keys,
+            on_row=on_row,
+            on_epoch=on_epoch if progress else None,
+        )
+
+    return task
+
+
+def _execute(
+    points: Sequence[_Point],
+    tasks: Sequence[ChunkTask],
+    executor: ExecutorConfig,
+    *,
+    device: str,
+    progress: bool,
+    desc: str,
+) -> None:
+    """Train ``tasks`` with ``executor``, appending rows as chunks finish.
+
+    ``"local"`` appends each run's row as soon as it finishes; the other
+    executors return a chunk's rows when the chunk finishes, and they are
+    appended then. A point's summary is written once all its runs are there.
+    """
+    total = sum(point.total for point in points)
+    bar = tqdm(
+        total=total,
+        initial=total - sum(point.left for point in points),
+        desc=desc,
+        unit="run",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+
+    def finish(point: _Point, count: int) -> None:
+        point.left -= count
+        if point.left == 0:
+            point.summary = write_summary(point.folder, expected_runs=point.total)
+
+    for point in points:
+        if point.left == 0:
+            finish(point, 0)
+    local = executor.kind == "local"
+    task = _train_here(points, bar, progress) if local else train_chunk
+    results = map_chunks(executor, task, tasks, device=device)
+    try:
+        for chunk, rows in results:
+            point = points[chunk.point]
+            if not local:
+                _append_rows(point.folder / RUNS_FILE, rows)
+                bar.update(len(rows))
+            finish(point, len(rows))
+    finally:
+        results.close()
+        bar.close()
 
 
 def run_experiment(
     config: ExperimentConfig, *, progress: bool = True
 ) -> dict[str, Any]:
     """Run (or resume) every run of ``config``; return the summary.
+
+    The chunks of runs are trained where ``config.executor`` says (this
+    process, local worker processes or a Ray cluster; see
+    :mod:`~diffresnet_pyg.experiments.executors`); the rows are the same
+    whichever it is.
 
     Args:
         config (ExperimentConfig): A config without a ``sweep`` section.
@@ -284,100 +646,18 @@ def run_experiment(
     """
     if config.sweep is not None:
         raise ValueError("this config has a 'sweep' section: use run_sweep")
-    if config.model is None:
-        raise ValueError("the config has no 'model' section")
-    folder = Path(config.output)
-    claim_folder(folder, config)
-    for name in SUMMARY_FILES:
-        (folder / name).unlink(missing_ok=True)
-    done = {(int(r["split"]), int(r["init"])) for r in _load_done(folder)}
-
-    data = load_dataset(
-        config.dataset.name,
-        config.dataset.root,
-        standardize=config.dataset.standardize,
-        normalize_features=config.dataset.normalize_features,
+    _check_runnable(config, config.executor)
+    claim_folder(Path(config.output), config)
+    point, tasks = _prepare(config, 0)
+    _execute(
+        [point],
+        tasks,
+        config.executor,
+        device=config.train.device,
+        progress=progress,
+        desc=point.label,
     )
-    runs = plan_runs(config, data)
-    pending = [r for r in runs if r.key not in done]
-    train = config.train
-    batch = train.batch_members if config.model.name in BATCHABLE_MODELS else 1
-    device = torch.device(train.device)
-    features: dict[bool, Tensor] = {}  # by "batched": a chunk of one is not
-    edge_index, y = data.edge_index.to(device), data.y.to(device)
-    num_classes = int(data.y.max()) + 1
-    rows_path = folder / RUNS_FILE
-    logger.info(
-        "%s: %d runs (%d done), %d at a time",
-        folder,
-        len(runs),
-        len(runs) - len(pending),
-        batch,
-    )
-
-    bar = tqdm(
-        total=len(runs),
-        initial=len(runs) - len(pending),
-        desc=config.name or folder.name,
-        unit="run",
-        disable=not progress,
-        dynamic_ncols=True,
-    )
-    for chunk in _chunks(pending, batch):
-        batched = len(chunk) > 1
-        if batched not in features:
-            features[batched] = _features(config, data, batched).to(device)
-        x = features[batched]
-        model = build_members(
-            config.model, data.num_features, num_classes, [r.init_seed for r in chunk]
-        ).to(device)
-        started = time.perf_counter()
-
-        def on_epoch(epoch: int, active: int, chunk: list[RunSpec] = chunk) -> None:
-            bar.set_postfix(epoch=epoch, active=f"{active}/{len(chunk)}")
-
-        def on_finish(
-            member: int,
-            result: MemberResult,
-            chunk: list[RunSpec] = chunk,
-            started: float = started,
-        ) -> None:
-            run = chunk[member]
-            _append_rows(
-                rows_path,
-                [
-                    {
-                        "dataset": config.dataset.name,
-                        "model": config.model.name,
-                        "split": run.split,
-                        "split_seed": run.split_seed,
-                        "init": run.init,
-                        "init_seed": run.init_seed,
-                        "epochs": result.epochs,
-                        "best_epoch": result.best_epoch,
-                        "val_acc": result.val_acc,
-                        "val_loss": result.val_loss,
-                        "test_acc": result.test_acc,
-                        "seconds": result.train_seconds,
-                        "batch_members": len(chunk),
-                        "batch_seconds": time.perf_counter() - started,
-                    }
-                ],
-            )
-            bar.update()
-
-        _fit(
-            config,
-            model,
-            x,
-            edge_index,
-            y,
-            chunk,
-            on_epoch=on_epoch if progress else None,
-            on_finish=on_finish,
-        )
-    bar.close()
-    return write_summary(folder, expected_runs=len(runs))
+    return point.summary
 
 
 def run_sweep(config: ExperimentConfig, *, progress: bool = True) -> list[Path]:
@@ -388,7 +668,9 @@ def run_sweep(config: ExperimentConfig, *, progress: bool = True) -> list[Path]:
     config; ``sweep.yaml`` lists them and ``config.yaml`` holds the sweep as
     last run. A sweep can therefore be edited (a method added, one method's
     settings changed and its folders deleted) and rerun: unchanged points
-    keep their runs.
+    keep their runs. Every folder is claimed before any run starts, and the
+    chunks of all points go to one executor (``config.executor``), so
+    workers stay busy across points.
 
     Returns:
         list[pathlib.Path]: The report files written.
@@ -408,9 +690,25 @@ def run_sweep(config: ExperimentConfig, *, progress: bool = True) -> list[Path]:
         entry["dir"].append(os.path.relpath(point.output, folder))
     sweep = {"axis": config.sweep.axis, "methods": list(methods.values())}
     _write_atomic(folder / SWEEP_FILE, yaml.safe_dump(sweep, sort_keys=False))
-    for label, value, point in points:
-        if progress:
-            logger.info("%s, %s = %s", label, config.sweep.axis, value)
-        point = dataclasses.replace(point, name=f"{label} {config.sweep.axis}={value}")
-        run_experiment(point, progress=progress)
+    named = [
+        dataclasses.replace(point, name=f"{label} {config.sweep.axis}={value}")
+        for label, value, point in points
+    ]
+    for point in named:
+        _check_runnable(point, config.executor)
+    for point in named:
+        claim_folder(Path(point.output), point)
+    prepared, tasks = [], []
+    for i, point in enumerate(named):
+        entry, point_tasks = _prepare(point, i)
+        prepared.append(entry)
+        tasks.extend(point_tasks)
+    _execute(
+        prepared,
+        tasks,
+        config.executor,
+        device=config.train.device,
+        progress=progress,
+        desc=config.name or folder.name,
+    )
     return report_directory(folder)

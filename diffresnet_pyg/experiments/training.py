@@ -265,6 +265,7 @@ def train_members(
     decay_params: Callable[[Module], Sequence[Tensor]] | None = None,
     on_epoch: Callable[[int, int], None] | None = None,
     on_finish: Callable[[int, MemberResult], None] | None = None,
+    train_step: Callable[[Module, torch.optim.Optimizer, Tensor], None] | None = None,
 ) -> list[MemberResult]:
     r"""Train the ``B`` members of a batched model, each as its own run.
 
@@ -300,6 +301,12 @@ def train_members(
             after every epoch.
         on_finish (Callable, optional): Called with ``(member, result)`` as
             soon as a member finishes (to save its row at once).
+        train_step (Callable, optional): Replaces the full-batch step: called
+            once per epoch, in training mode, with ``(model, optimizer,
+            train_idx)`` of the active members, it makes the epoch's updates
+            (e.g. one step per mini-batch,
+            :func:`~diffresnet_pyg.experiments.minibatch.train_members_minibatch`).
+            Evaluation stays full-batch on ``(x, graph)``.
 
     Returns:
         list[MemberResult]: One result per member, in member order.
@@ -340,10 +347,13 @@ def train_members(
 
     for epoch in range(1, max_epochs + 1):
         model.train()
-        opt.zero_grad(set_to_none=True)
-        loss, _ = _scores(_member_logits(model(x, graph), train_idx), y_train)
-        loss.sum().backward()
-        opt.step()
+        if train_step is not None:
+            train_step(model, opt, train_idx)
+        else:
+            opt.zero_grad(set_to_none=True)
+            loss, _ = _scores(_member_logits(model(x, graph), train_idx), y_train)
+            loss.sum().backward()
+            opt.step()
 
         model.eval()
         with torch.no_grad():

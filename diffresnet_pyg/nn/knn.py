@@ -4,7 +4,8 @@ r"""Feature-space graphs: kNN graphs and the few-shot Gaussian weight matrix.
   :func:`torch_geometric.nn.knn_graph` (:obj:`torch_cluster.knn_graph`). It
   dispatches to :obj:`torch_cluster` or :obj:`pyg-lib` when one of them is
   installed and otherwise runs a pure-PyTorch implementation chunked over the
-  query rows, so it works on a pip-only install.
+  query rows, so it works on a pip-only install. An exact :obj:`faiss` search
+  (``IndexFlatL2``) is available on request (``backend="faiss"``).
 * :func:`gaussian_weight_matrix` and :func:`gaussian_knn_graph` build the
   truncated, symmetrically normalized Gaussian-kernel weight matrix :math:`W`
   of the Diff-ResNet few-shot code (`Wang et al., TPAMI 2024
@@ -19,13 +20,24 @@ from torch import Tensor
 
 from diffresnet_pyg import typing as dtyping
 
-__all__ = ["gaussian_knn_graph", "gaussian_weight_matrix", "knn_graph"]
+__all__ = [
+    "KNN_BACKENDS",
+    "gaussian_knn_graph",
+    "gaussian_weight_matrix",
+    "knn_graph",
+]
 
 # Upper bound on the number of entries of one chunk's distance block when
-# ``chunk_size`` is not given (2**22 entries = 16 MiB in float32).
-_DEFAULT_BLOCK_ENTRIES = 2**22
+# ``chunk_size`` is not given (2**25 entries = 128 MiB in float32). Chunks of
+# a few hundred query rows keep the distance product a large matrix product;
+# much smaller ones are dominated by per-chunk work that does not shrink with
+# the chunk (``torch.cdist`` copies the candidate matrix on every call).
+_DEFAULT_BLOCK_ENTRIES = 2**25
 
 _FLOWS = ("source_to_target", "target_to_source")
+
+#: The values of :func:`knn_graph`'s ``backend`` argument.
+KNN_BACKENDS = ("auto", "torch", "torch_cluster", "pyg_lib", "faiss")
 
 
 # ---------------------------------------------------------------------------
@@ -41,8 +53,13 @@ def _check_knn_inputs(
     cosine: bool,
     flow: str,
     chunk_size: int | None,
+    backend: str,
 ) -> Tensor | None:
     """Validates the arguments of :func:`knn_graph`; returns ``batch`` on ``x``."""
+    if backend not in KNN_BACKENDS:
+        raise ValueError(
+            f"knn_graph: 'backend' must be one of {KNN_BACKENDS}, got {backend!r}"
+        )
     if not isinstance(x, Tensor) or x.dim() != 2:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(
@@ -61,6 +78,11 @@ def _check_knn_inputs(
         raise ValueError(
             f"knn_graph: 'chunk_size' must be None or an integer >= 1, "
             f"got {chunk_size!r}"
+        )
+    if chunk_size is not None and backend in ("torch_cluster", "pyg_lib"):
+        raise ValueError(
+            f"knn_graph: 'chunk_size' applies to the 'torch' and 'faiss' backends "
+            f"only, got chunk_size={chunk_size} with backend={backend!r}"
         )
     if x.is_floating_point() and not bool(torch.isfinite(x).all()):
         raise ValueError("knn_graph: 'x' contains NaN or infinite values")
@@ -170,6 +192,69 @@ def _knn_graph_torch(
     return torch.cat(centers), torch.cat(neighbours)
 
 
+def _knn_graph_faiss(
+    x: Tensor,
+    k: int,
+    batch: Tensor | None,
+    loop: bool,
+    cosine: bool,
+    chunk_size: int | None,
+) -> tuple[Tensor, Tensor]:
+    """Exact faiss search (``IndexFlatL2``); returns ``(center, neighbour)``.
+
+    Each graph of ``batch`` gets its own index. Every query asks for
+    ``k' + 1`` results (``k' = k - 1`` other neighbours with ``loop=True``,
+    else ``k``); the query itself is removed by index, or the last result when
+    the query is not among them (it then has at least ``k' + 1`` points at
+    distance ~0, duplicates of it), so each node gets exactly ``k'`` other
+    neighbours, nearest first, and itself first when ``loop=True``.
+    """
+    try:
+        import faiss
+    except ImportError as error:
+        raise ImportError(
+            "knn_graph: backend='faiss' needs the 'faiss' package (pip install "
+            "faiss-cpu); use backend='torch' or 'auto' without it"
+        ) from error
+
+    device = x.device
+    feats = x.detach().to(device="cpu", dtype=torch.float32)
+    if cosine:
+        feats = feats / feats.norm(dim=1, keepdim=True)
+    feats = feats.contiguous().numpy()
+    num_nodes = feats.shape[0]
+    if batch is None:
+        ptr = [0, num_nodes]
+    else:
+        counts = torch.bincount(batch.cpu())
+        ptr = [0, *counts.cumsum(0).tolist()]
+    num_other = k - 1 if loop else k
+    neighbours = []
+    for lo, hi in zip(ptr[:-1], ptr[1:], strict=True):
+        if hi == lo:
+            continue
+        own = torch.arange(lo, hi).view(-1, 1)
+        if num_other == 0:
+            neighbours.append(own)
+            continue
+        index = faiss.IndexFlatL2(feats.shape[1])
+        index.add(feats[lo:hi])
+        step = (hi - lo) if chunk_size is None else chunk_size
+        found = []
+        for start in range(lo, hi, step):
+            end = min(start + step, hi)
+            _, ids = index.search(feats[start:end], num_other + 1)
+            found.append(torch.from_numpy(ids) + lo)
+        ids = torch.cat(found)
+        keep = ids != own
+        keep[keep.all(dim=1), -1] = False  # query not among the results
+        ids = ids[keep].view(-1, num_other)
+        neighbours.append(torch.cat([own, ids], dim=1) if loop else ids)
+    neighbour = torch.cat(neighbours).flatten().to(device)
+    center = torch.arange(num_nodes, device=device).repeat_interleave(k)
+    return center, neighbour
+
+
 def knn_graph(
     x: Tensor,
     k: int,
@@ -178,6 +263,7 @@ def knn_graph(
     cosine: bool = False,
     flow: str = "source_to_target",
     chunk_size: int | None = None,
+    backend: str = "auto",
 ) -> Tensor:
     r"""Computes the :math:`k`-nearest-neighbour graph of the rows of :obj:`x`.
 
@@ -203,19 +289,37 @@ def knn_graph(
     :obj:`edge_index[0]` its neighbours (messages flow from the neighbours to
     the center); :obj:`"target_to_source"` swaps the two rows.
 
-    Backends: :obj:`torch_cluster.knn_graph` when :obj:`torch_cluster` is
-    installed, else the :obj:`pyg-lib` kernel (through
-    :func:`torch_geometric.nn.knn_graph`) when available, else a pure-PyTorch
-    search (always used for :obj:`cosine=True` on CPU, which the compiled CPU
-    kernels do not support). The flags are read from
-    :mod:`diffresnet_pyg.typing` at call time. The pure-PyTorch search processes
-    :obj:`chunk_size` query rows at a time (:func:`torch.cdist` against the
-    candidate rows of the chunk's graphs, then :obj:`topk`), so its memory is
-    bounded by :obj:`chunk_size` :math:`\times N` distances. It lists each
-    center's neighbours by increasing distance, with exactly :math:`k` edges per
-    node (self loops are excluded by index, so duplicate points do not change
-    the count). All backends return the same neighbour sets up to the order of
-    ties (equal distances, e.g. duplicate points).
+    Backends (:obj:`backend`):
+
+    * :obj:`"auto"`: :obj:`torch_cluster.knn_graph` when :obj:`torch_cluster`
+      is installed, else the :obj:`pyg-lib` kernel (through
+      :func:`torch_geometric.nn.knn_graph`) when available, else the
+      pure-PyTorch search (always used for :obj:`cosine=True` on CPU, which
+      the compiled CPU kernels do not support). The flags are read from
+      :mod:`diffresnet_pyg.typing` at call time. :obj:`"auto"` never picks
+      faiss.
+    * :obj:`"torch"`: the pure-PyTorch search. It processes :obj:`chunk_size`
+      query rows at a time (:func:`torch.cdist` against the candidate rows of
+      the chunk's graphs, then :obj:`topk`), so its memory is bounded by
+      :obj:`chunk_size` :math:`\times N` distances plus one copy of the
+      candidate rows (made by :func:`torch.cdist`).
+    * :obj:`"torch_cluster"`, :obj:`"pyg_lib"`: that compiled kernel; an
+      :class:`ImportError` if it is not installed, a :class:`ValueError` for
+      :obj:`cosine=True` on CPU.
+    * :obj:`"faiss"`: exact search with :obj:`faiss.IndexFlatL2` (one index
+      per graph of :obj:`batch`, :obj:`chunk_size` queries per search call),
+      in float32 whatever the dtype of :obj:`x`; cosine distances as
+      Euclidean distances of the L2-normalized rows (same order, since
+      :math:`\lVert \hat a - \hat b \rVert^2 = 2 - 2 \cos(a, b)`). It uses
+      faiss's own OpenMP threads (:obj:`faiss.omp_set_num_threads`).
+
+    The pure-PyTorch and faiss searches list each center's neighbours by
+    increasing distance, with exactly :math:`k` edges per node (self loops are
+    excluded by index, so duplicate points do not change the count). All
+    backends return the same neighbour sets up to the order of ties (equal
+    distances, e.g. duplicate points) and of distances equal to rounding error
+    (all compute :math:`\lVert a \rVert^2 + \lVert b \rVert^2 - 2 a^\top b`
+    with matrix products, in different orders).
 
     Args:
         x (torch.Tensor): Node feature matrix
@@ -233,8 +337,13 @@ def knn_graph(
         flow (str, optional): :obj:`"source_to_target"` or
             :obj:`"target_to_source"`. (default: :obj:`"source_to_target"`)
         chunk_size (int, optional): Number of query rows per chunk of the
-            pure-PyTorch search. :obj:`None` picks it so that one chunk holds
-            at most :math:`2^{22}` distances. (default: :obj:`None`)
+            pure-PyTorch search (per search call of faiss). :obj:`None` picks
+            it so that one chunk holds at most :math:`2^{25}` distances
+            (faiss: all queries in one call, faiss blocks them itself). Not
+            accepted by :obj:`"torch_cluster"` and :obj:`"pyg_lib"`.
+            (default: :obj:`None`)
+        backend (str, optional): One of :data:`KNN_BACKENDS`, see above.
+            (default: :obj:`"auto"`)
 
     Returns:
         torch.Tensor: :obj:`edge_index` of shape :math:`[2, N k]`
@@ -243,8 +352,11 @@ def knn_graph(
     Raises:
         ValueError: If :obj:`x` is not 2-D or not finite, :obj:`k < 1`,
             :obj:`k` exceeds the number of available neighbours in some graph,
-            :obj:`batch` has the wrong length or is not sorted, or
-            :obj:`cosine=True` with an all-zero feature row.
+            :obj:`batch` has the wrong length or is not sorted,
+            :obj:`cosine=True` with an all-zero feature row, :obj:`backend` is
+            unknown, :obj:`chunk_size` is given to a compiled backend, or
+            :obj:`cosine=True` on CPU with a compiled backend.
+        ImportError: If the requested backend's package is not installed.
 
     Shapes:
         - **input:** node features :math:`(N, F)`, batch vector :math:`(N)`
@@ -259,9 +371,11 @@ def knn_graph(
         tensor([[1, 0, 3, 2],
                 [0, 1, 2, 3]])
     """
-    batch = _check_knn_inputs(x, k, batch, loop, cosine, flow, chunk_size)
+    batch = _check_knn_inputs(x, k, batch, loop, cosine, flow, chunk_size, backend)
+    if backend in ("torch_cluster", "pyg_lib"):
+        return _knn_graph_compiled(x, k, batch, loop, cosine, flow, backend)
     on_cpu = x.device.type == "cpu"
-    if x.size(0) > 0 and not (cosine and on_cpu):
+    if backend == "auto" and x.size(0) > 0 and not (cosine and on_cpu):
         if dtyping.WITH_TORCH_CLUSTER:
             import torch_cluster
 
@@ -277,10 +391,53 @@ def knn_graph(
                     x, k, batch=batch, loop=loop, flow=flow, cosine=cosine
                 )
 
-    center, neighbour = _knn_graph_torch(x, k, batch, loop, cosine, chunk_size)
+    if backend == "faiss" and x.size(0) > 0:
+        center, neighbour = _knn_graph_faiss(x, k, batch, loop, cosine, chunk_size)
+    else:
+        center, neighbour = _knn_graph_torch(x, k, batch, loop, cosine, chunk_size)
     if flow == "source_to_target":
         return torch.stack([neighbour, center], dim=0)
     return torch.stack([center, neighbour], dim=0)
+
+
+def _knn_graph_compiled(
+    x: Tensor,
+    k: int,
+    batch: Tensor | None,
+    loop: bool,
+    cosine: bool,
+    flow: str,
+    backend: str,
+) -> Tensor:
+    """Run the explicitly requested compiled kernel (``torch_cluster``/``pyg_lib``)."""
+    if cosine and x.device.type == "cpu":
+        raise ValueError(
+            f"knn_graph: backend={backend!r} has no cosine distance on CPU; use "
+            "backend='torch', 'faiss' or 'auto'"
+        )
+    if backend == "torch_cluster":
+        if not dtyping.WITH_TORCH_CLUSTER:
+            raise ImportError(
+                "knn_graph: backend='torch_cluster' needs the 'torch_cluster' "
+                "package, which is not importable; install it or use "
+                "backend='torch' or 'auto'"
+            )
+        import torch_cluster
+
+        return torch_cluster.knn_graph(
+            x, k, batch=batch, loop=loop, flow=flow, cosine=cosine
+        )
+    import torch_geometric.typing
+
+    if not (dtyping.WITH_PYG_LIB and torch_geometric.typing.WITH_KNN):
+        raise ImportError(
+            "knn_graph: backend='pyg_lib' needs a 'pyg-lib' build with the knn "
+            "kernel, which is not importable; install it or use backend='torch' "
+            "or 'auto'"
+        )
+    from torch_geometric.nn import pool
+
+    return pool.knn_graph(x, k, batch=batch, loop=loop, flow=flow, cosine=cosine)
 
 
 # ---------------------------------------------------------------------------

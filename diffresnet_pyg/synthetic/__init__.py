@@ -9,6 +9,8 @@ r"""Synthetic studies and theory checks of Diff-ResNet (paper section V.A).
 * :mod:`~diffresnet_pyg.synthetic.studies`: the XOR collapse, the
   18-parameter net with and without diffusion, and :func:`make_figures`.
 * :mod:`~diffresnet_pyg.synthetic.plots`: the PNG figures.
+* :mod:`~diffresnet_pyg.synthetic.sbm`: a stochastic block model sampler for
+  graphs of millions of nodes (benchmarks).
 
 Example:
     >>> from diffresnet_pyg.synthetic import make_xor_discs, distance_diameter_ratio
@@ -45,6 +47,7 @@ from diffresnet_pyg.synthetic.metrics import (
     min_inter_cluster_distance,
     pairwise_distances,
 )
+from diffresnet_pyg.synthetic.sbm import sparse_stochastic_blockmodel_graph
 from diffresnet_pyg.synthetic.studies import (
     NET_STUDIES,
     XOR_SNAPSHOT_STEPS,
@@ -93,6 +96,7 @@ __all__ = [
     "resolve_generator",
     "run_net_study",
     "run_xor_diffusion",
+    "sparse_stochastic_blockmodel_graph",
     "synthetic_diffusion_conv",
     "train_synthetic_net",
 ]

@@ -1,0 +1,357 @@
+"""Where chunks of runs are trained: this process, local processes, or Ray.
+
+The runner (:mod:`diffresnet_pyg.experiments.runner`) cuts the pending runs of
+an experiment into chunks (``train.batch_members`` runs, trained as one
+batched model) and hands them to :func:`map_chunks` with a top-level task
+function. The ``executor`` section of the config
+(:class:`~diffresnet_pyg.experiments.config.ExecutorConfig`) chooses how they
+are run:
+
+* ``"local"``: one after another, in this process;
+* ``"processes"``: a pool of ``workers`` local processes
+  (:class:`concurrent.futures.ProcessPoolExecutor`, ``spawn`` start method),
+  each with ``threads`` torch threads (default ``max(1, cores // workers)``);
+* ``"ray"``: one Ray task per chunk (``@ray.remote(num_cpus=...,
+  num_gpus=...)``) on the cluster at ``executor.address``, the
+  ``RAY_ADDRESS`` environment variable, or a new local instance.
+
+Results come back as the chunks finish (in any order), so the caller can
+write each chunk's rows at once and an interrupted sweep loses only the chunks
+in flight. The executor changes where and how fast runs train, never their
+results: a chunk's task seeds everything it draws, so its rows are the same
+for every executor (bit for bit at the same number of torch threads).
+
+Devices: with ``train.device: cuda``, process worker ``i`` trains on
+``cuda:{i % torch.cuda.device_count()}`` (:func:`worker_device`), and the
+default pool has one worker per GPU; a Ray task reserves
+``num_gpus_per_task`` GPUs and Ray sets ``CUDA_VISIBLE_DEVICES`` to them, so
+``"cuda"`` is the task's own GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import re
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any, TypeVar
+
+import torch
+
+from diffresnet_pyg.experiments.config import ConfigError, ExecutorConfig
+
+__all__ = [
+    "available_cpus",
+    "check_executor",
+    "map_chunks",
+    "num_workers",
+    "worker_device",
+    "worker_threads",
+]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: The index of this process in a ``"processes"`` pool (None elsewhere).
+_WORKER_INDEX: int | None = None
+
+
+def available_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask where known)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def _cuda_count(device: str) -> int:
+    """Visible CUDA devices when ``device`` is plain ``"cuda"``, else 0."""
+    if device != "cuda" or not torch.cuda.is_available():
+        return 0
+    return torch.cuda.device_count()
+
+
+def num_workers(executor: ExecutorConfig, device: str = "cpu") -> int | None:
+    """Chunks trained at once by ``executor``.
+
+    ``"local"``: 1. ``"processes"``: ``executor.workers``, else one per GPU
+    when ``device`` is ``"cuda"`` and GPUs are visible, else one per CPU core.
+    ``"ray"``: ``executor.workers`` (:obj:`None`: no limit of ours; the
+    cluster's free resources decide).
+
+    Example:
+        >>> num_workers(ExecutorConfig("processes", workers=3))
+        3
+        >>> num_workers(ExecutorConfig("ray")) is None
+        True
+    """
+    if executor.kind == "local":
+        return 1
+    if executor.workers is not None or executor.kind == "ray":
+        return executor.workers
+    return _cuda_count(device) or available_cpus()
+
+
+def worker_threads(executor: ExecutorConfig, device: str = "cpu") -> int | None:
+    """The torch threads of each worker (:obj:`None`: leave them unchanged).
+
+    ``executor.threads`` when set; else, for ``"processes"``, the cores
+    shared evenly, ``max(1, cores // workers)``; for ``"ray"``,
+    ``max(1, int(num_cpus_per_task))``; for ``"local"``, :obj:`None`.
+
+    Example:
+        >>> worker_threads(ExecutorConfig("ray", num_cpus_per_task=4))
+        4
+        >>> worker_threads(ExecutorConfig("processes", workers=2, threads=3))
+        3
+    """
+    if executor.threads is not None:
+        return executor.threads
+    if executor.kind == "processes":
+        return max(1, available_cpus() // num_workers(executor, device))
+    if executor.kind == "ray":
+        return max(1, int(executor.num_cpus_per_task))
+    return None
+
+
+def check_executor(executor: ExecutorConfig, device: str) -> None:
+    """Check that ``executor`` can train on ``device`` (``train.device``).
+
+    Raises:
+        ConfigError: For Ray: a CUDA device with no GPUs reserved per task
+            (Ray hides every GPU from such a task), GPUs reserved for a CPU
+            run, or an explicit ``cuda:N`` (Ray chooses each task's GPU).
+
+    Example:
+        >>> check_executor(ExecutorConfig("ray"), "cuda")
+        Traceback (most recent call last):
+        ...
+        diffresnet_pyg.experiments.config.ConfigError: \
+executor.num_gpus_per_task: must be > 0 for train.device 'cuda' with kind \
+'ray' (Ray hides the GPUs from tasks that reserve none), got 0.0
+    """
+    if executor.kind != "ray":
+        return
+    gpus = executor.num_gpus_per_task
+    if re.fullmatch(r"cuda:\d+", device):
+        raise ConfigError(
+            f"train.device: with executor kind 'ray' use 'cuda' (Ray assigns "
+            f"each task its GPUs), got {device!r}"
+        )
+    if device == "cuda" and gpus == 0:
+        raise ConfigError(
+            "executor.num_gpus_per_task: must be > 0 for train.device 'cuda' with "
+            f"kind 'ray' (Ray hides the GPUs from tasks that reserve none), got {gpus}"
+        )
+    if device != "cuda" and gpus > 0:
+        raise ConfigError(
+            f"executor.num_gpus_per_task: train.device is {device!r}, so reserve "
+            f"no GPUs (0), got {gpus}"
+        )
+
+
+def worker_device(device: str) -> str:
+    """The device a task trains on, given ``train.device``.
+
+    In worker ``i`` of a ``"processes"`` pool, plain ``"cuda"`` becomes
+    ``cuda:{i % torch.cuda.device_count()}`` (one GPU per worker when the
+    pool has one worker per GPU); anything else, and everything outside such
+    a pool (in Ray tasks ``"cuda"`` already is the task's own GPU), is
+    returned unchanged.
+
+    Example:
+        >>> worker_device("cpu")
+        'cpu'
+    """
+    count = _cuda_count(device)
+    if _WORKER_INDEX is None or count == 0:
+        return device
+    return f"cuda:{_WORKER_INDEX % count}"
+
+
+def _warning_filters() -> list[Any]:
+    """This process's warning filters, for a worker to apply the same ones."""
+    return [f for f in warnings.filters if f[2].__module__ != "__main__"]
+
+
+def _setup_worker(threads: int | None, filters: list[Any]) -> None:
+    if threads is not None:
+        torch.set_num_threads(threads)
+    warnings.filters[:] = filters
+
+
+def _init_process(counter: Any, threads: int | None, filters: list[Any]) -> None:
+    """Initializer of a pool process: its index, threads and warning filters."""
+    global _WORKER_INDEX
+    with counter.get_lock():
+        _WORKER_INDEX = counter.value
+        counter.value += 1
+    _setup_worker(threads, filters)
+
+
+def _ray_call(
+    task: Callable[[Any], Any], chunk: Any, threads: int | None, filters: list[Any]
+) -> Any:
+    """Body of a Ray task: the driver's warning filters, the threads, the task."""
+    _setup_worker(threads, filters)
+    return task(chunk)
+
+
+def map_chunks(
+    executor: ExecutorConfig,
+    task: Callable[[T], R],
+    chunks: Sequence[T],
+    *,
+    device: str = "cpu",
+) -> Iterator[tuple[T, R]]:
+    """Run ``task`` on every chunk; yield ``(chunk, result)`` as each finishes.
+
+    Args:
+        executor (ExecutorConfig): How to run the tasks.
+        task (callable): The function applied to each chunk. For
+            ``"processes"`` and ``"ray"`` it, the chunks and the results must
+            be picklable (a top-level function, e.g. a
+            :func:`functools.partial` of one); ``"local"`` calls it in this
+            process.
+        chunks (sequence): The chunks, submitted in order.
+        device (str, optional): ``train.device``, for the default number of
+            workers. (default: ``"cpu"``)
+
+    Yields:
+        tuple: ``(chunk, task(chunk))``; in order for ``"local"``, in order
+        of completion otherwise. A task's exception is raised here; the other
+        tasks are then cancelled and the workers stopped (so are they when
+        the caller stops iterating early).
+
+    Raises:
+        ConfigError: For ``"ray"`` when Ray is not installed, or the
+            cluster has fewer CPUs or GPUs than one task reserves.
+
+    Example:
+        >>> list(map_chunks(ExecutorConfig(), len, [[1, 2], [3]]))
+        [([1, 2], 2), ([3], 1)]
+    """
+    if not chunks:
+        return
+    if executor.kind == "local":
+        yield from _map_local(task, chunks, worker_threads(executor, device))
+    elif executor.kind == "processes":
+        yield from _map_processes(executor, task, chunks, device)
+    else:
+        yield from _map_ray(executor, task, chunks, device)
+
+
+def _map_local(
+    task: Callable[[T], R], chunks: Sequence[T], threads: int | None
+) -> Iterator[tuple[T, R]]:
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        for chunk in chunks:
+            yield chunk, task(chunk)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _map_processes(
+    executor: ExecutorConfig, task: Callable[[T], R], chunks: Sequence[T], device: str
+) -> Iterator[tuple[T, R]]:
+    workers = num_workers(executor, device)
+    threads = worker_threads(executor, device)
+    context = multiprocessing.get_context("spawn")
+    counter = context.Value("i", 0)
+    size = min(workers, len(chunks))
+    logger.info("%d worker processes, %d torch threads each", size, threads)
+    pool = ProcessPoolExecutor(
+        size,
+        mp_context=context,
+        initializer=_init_process,
+        initargs=(counter, threads, _warning_filters()),
+    )
+    futures: dict[Future[R], int] = {
+        pool.submit(task, c): i for i, c in enumerate(chunks)
+    }
+    finished = False
+    try:
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=futures.__getitem__):
+                yield chunks[futures[future]], future.result()
+        finished = True
+    finally:
+        if finished:
+            pool.shutdown(wait=True)
+        else:  # an error or an early stop: don't wait for chunks in flight
+            pool.shutdown(wait=False, cancel_futures=True)
+            processes = getattr(pool, "_processes", None) or {}
+            for process in list(processes.values()):
+                process.terminate()
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "executor.kind: 'ray' needs Ray, which is not installed; install "
+            "the extra with: pip install -e '.[ray]'"
+        ) from None
+    return ray
+
+
+def _connect_ray(ray: Any, executor: ExecutorConfig) -> None:
+    """Connect to (or start) Ray once per process; check the task resources."""
+    if ray.is_initialized():
+        if executor.address is not None:
+            logger.info(
+                "Ray is already initialized here; executor.address %r is not used",
+                executor.address,
+            )
+    else:
+        ray.init(address=executor.address)
+    total = ray.cluster_resources()
+    for name, need in (
+        ("CPU", executor.num_cpus_per_task),
+        ("GPU", executor.num_gpus_per_task),
+    ):
+        have = total.get(name, 0.0)
+        if need > have:
+            key = f"executor.num_{name.lower()}s_per_task"
+            raise ConfigError(
+                f"{key}: the Ray cluster has {have:g} {name}s in all, a task "
+                f"needs {need:g}; no task could ever be scheduled"
+            )
+
+
+def _map_ray(
+    executor: ExecutorConfig, task: Callable[[T], R], chunks: Sequence[T], device: str
+) -> Iterator[tuple[T, R]]:
+    ray = _import_ray()
+    _connect_ray(ray, executor)
+    remote = ray.remote(_ray_call).options(
+        num_cpus=executor.num_cpus_per_task, num_gpus=executor.num_gpus_per_task
+    )
+    limit = num_workers(executor, device) or len(chunks)
+    threads = worker_threads(executor, device)
+    task_ref, filters = ray.put(task), ray.put(_warning_filters())
+    queue = deque(chunks)
+    in_flight: dict[Any, T] = {}
+    try:
+        while queue or in_flight:
+            while queue and len(in_flight) < limit:
+                chunk = queue.popleft()
+                in_flight[remote.remote(task_ref, chunk, threads, filters)] = chunk
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            for ref in ready:
+                chunk = in_flight.pop(ref)
+                yield chunk, ray.get(ref)
+    finally:
+        for ref in in_flight:
+            ray.cancel(ref, force=True)
