@@ -320,11 +320,12 @@ def run_setting(model: str, setting: str, args: argparse.Namespace) -> dict[str,
         for line in (folder / "runs.jsonl").read_text().split("\n")
         if line.strip()
     ]
+    rows.sort(key=lambda row: row["init"])
+    last = max(rows, key=lambda row: len(row["epoch_seconds"]))  # whole chunk
     memory = json.loads((folder / "memory.json").read_text())
     both = [
         s
-        for row in rows[-1:]
-        for s, m in zip(row["epoch_seconds"], row["epoch_members"], strict=True)
+        for s, m in zip(last["epoch_seconds"], last["epoch_members"], strict=True)
         if m == args.inits
     ]
     result = {
@@ -386,10 +387,25 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
             (axes[2], "training_peak_rss_mib", None),
         ):
             ys = [fn(r[key]) if fn else r[key] for r in mine]
-            ax.plot(xs, ys, "o-", label=LABELS[model])
+            (line,) = ax.plot(xs, ys, "o-", label=LABELS[model])
             if key == "test_acc":
                 for x, r in zip(xs, mine, strict=True):
-                    ax.scatter([x] * len(r[key]), r[key], s=10, alpha=0.4)
+                    ax.scatter(
+                        [x] * len(r[key]),
+                        r[key],
+                        s=12,
+                        alpha=0.5,
+                        color=line.get_color(),
+                    )
+            if key == "training_peak_rss_mib":
+                after = [r["rss_after_loading_mib"] for r in mine]
+                ax.plot(
+                    xs,
+                    after,
+                    ":",
+                    color=line.get_color(),
+                    label=f"{LABELS[model]}, after loading",
+                )
     titles = (
         "test accuracy (%)",
         "seconds per epoch (train + full-graph eval)",
@@ -402,6 +418,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].legend()
+    axes[2].legend(fontsize=8)
     fig.suptitle(
         f"Coauthor Physics, split 0 x {args.inits} inits, {args.threads} CPU thread",
         fontsize=10,
