@@ -162,7 +162,7 @@ def measure_build(spec: dict[str, Any]) -> dict[str, Any]:
     if _reset_peak():
         method = "VmHWM - VmRSS (peak reset via /proc/self/clear_refs)"
         before = _status_kib("VmRSS")
-    elif spec.get("in_process", False):
+    elif spec["in_process"]:
         raise RuntimeError(
             "--isolation none needs a writable /proc/self/clear_refs (Linux) to "
             "reset the peak memory; use --isolation process"
@@ -182,7 +182,7 @@ def measure_build(spec: dict[str, Any]) -> dict[str, Any]:
         order = torch.argsort(center, stable=True)
         edge_index = edge_index[:, order]
     np.save(spec["result"], edge_index[0].view(-1, k).numpy())
-    if spec.get("in_process", False):
+    if spec["in_process"]:
         method += ", in the benchmark's own process"
     return {
         "seconds": seconds,
@@ -330,6 +330,8 @@ def compare(
             excess_base = list_excess(dist, local, lists[names[0]][differ], k)
             both = (excess_this <= tol) & (excess_base <= tol)
             entry["differing_both_valid"] = int(both.sum())
+            entry["differing_valid"] = int((excess_this <= tol).sum())
+            entry["differing_reference_valid"] = int((excess_base <= tol).sum())
             entry["differing_max_excess"] = float(
                 max(excess_this.max(), excess_base.max())
             )
@@ -474,7 +476,7 @@ def print_table(feat: str, dim: int, rows: dict[str, Any], sample: int) -> None:
     print(
         f"{'backend':16s} {'seconds':>8s} {'x torch':>8s} {'peak MiB':>9s} "
         f"{'x torch':>8s} {'identical':>10s} {'differ':>7s} {'ties':>6s} "
-        f"{'valid@' + str(sample):>10s}"
+        f"{'exact':>6s} {'t.exact':>7s} {'valid@' + str(sample):>10s}"
     )
     for label, row in rows.items():
         ties = row.get("differing_both_valid", 0)
@@ -485,6 +487,8 @@ def print_table(feat: str, dim: int, rows: dict[str, Any], sample: int) -> None:
             f"{row['peak_extra_mib'] / max(base['peak_extra_mib'], 1e-9):8.2f} "
             f"{100 * row['identical_fraction']:9.3f}% "
             f"{row['differing_nodes']:7d} {ties:6d} "
+            f"{row.get('differing_valid', 0):6d} "
+            f"{row.get('differing_reference_valid', 0):7d} "
             f"{100 * row['sample_valid_fraction']:9.1f}%"
         )
     worst = max(
@@ -494,8 +498,10 @@ def print_table(feat: str, dim: int, rows: dict[str, Any], sample: int) -> None:
     print(
         "identical: same neighbour set as 'torch'; differ: nodes whose sets "
         "differ; ties: of those, nodes where both lists are exact k-NN lists "
-        "(they differ only among equal distances); valid: sampled nodes whose "
-        "list is an exact k-NN list. Largest relative excess of a listed "
+        "(they differ only among equal distances); exact / t.exact: of those, "
+        "nodes where this backend's / torch's list is exact; valid: sampled "
+        "nodes whose list is an exact k-NN list. Largest relative excess of a "
+        "listed "
         f"distance over the true k-th distance: {worst:.2e}"
     )
     print(f"memory: {base['memory_method']}")

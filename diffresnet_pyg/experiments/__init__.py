@@ -7,6 +7,8 @@
 * :mod:`~diffresnet_pyg.experiments.models`: the models a config names;
 * :mod:`~diffresnet_pyg.experiments.runner`: every (split, init) run of a
   config or sweep, one row per run, resumable;
+* :mod:`~diffresnet_pyg.experiments.executors`: where the chunks of runs
+  train (this process, a pool of local processes, or a Ray cluster);
 * :mod:`~diffresnet_pyg.experiments.report`: summaries, Markdown tables and
   plots computed from the rows.
 

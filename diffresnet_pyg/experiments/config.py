@@ -463,7 +463,8 @@ class BatchingConfig(_Section):
         Traceback (most recent call last):
         ...
         diffresnet_pyg.experiments.config.ConfigError: train.batching.num_parts: \
-only used by methods 'random_partition', 'cluster' (method is 'full'); leave it 8
+only used by methods 'random_partition', 'cluster' (method is 'full'); leave it 8, \
+got 4
     """
 
     _key = "train.batching"
@@ -480,12 +481,13 @@ only used by methods 'random_partition', 'cluster' (method is 'full'); leave it 
     def _check_together(self) -> None:
         defaults = BatchingConfig.__dataclass_fields__
         for name, users in _BATCHING_USERS.items():
-            default = defaults[name].default
-            if self.method not in users and getattr(self, name) != default:
+            default, value = defaults[name].default, getattr(self, name)
+            if self.method not in users and value != default:
+                shown = _plain(default) if default is not None else "null"
                 raise ConfigError(
                     f"train.batching.{name}: only used by methods "
                     f"{', '.join(repr(u) for u in users)} (method is "
-                    f"{self.method!r}); leave it {default}"
+                    f"{self.method!r}); leave it {shown}, got {_plain(value)!r}"
                 )
         if self.parts_per_batch > self.num_parts:
             raise ConfigError(
@@ -619,7 +621,7 @@ class ExecutorConfig(_Section):
         Traceback (most recent call last):
         ...
         diffresnet_pyg.experiments.config.ConfigError: executor.address: only \
-used by kind 'ray' (kind is 'processes'); leave it None
+used by kind 'ray' (kind is 'processes'); leave it null, got 'auto'
     """
 
     _key = "executor"
@@ -635,14 +637,16 @@ used by kind 'ray' (kind is 'processes'); leave it None
         if self.kind == "local" and self.workers is not None:
             raise ConfigError(
                 "executor.workers: only used by kinds 'processes' and 'ray' (kind "
-                f"is 'local'); leave it None, got {self.workers!r}"
+                f"is 'local'); leave it null, got {self.workers!r}"
             )
         if self.kind != "ray":
             for name, default in _RAY_ONLY:
-                if getattr(self, name) != default:
+                value = getattr(self, name)
+                if value != default:
+                    shown = "null" if default is None else default
                     raise ConfigError(
                         f"executor.{name}: only used by kind 'ray' (kind is "
-                        f"{self.kind!r}); leave it {default}"
+                        f"{self.kind!r}); leave it {shown}, got {value!r}"
                     )
 
 

@@ -267,7 +267,7 @@ def _map_processes(
     context = multiprocessing.get_context("spawn")
     counter = context.Value("i", 0)
     size = min(workers, len(chunks))
-    logger.info("%d worker processes, %d torch threads each", size, threads)
+    logger.info("%d worker process(es), %d torch thread(s) each", size, threads)
     pool = ProcessPoolExecutor(
         size,
         mp_context=context,
@@ -289,9 +289,10 @@ def _map_processes(
         if finished:
             pool.shutdown(wait=True)
         else:  # an error or an early stop: don't wait for chunks in flight
+            # (the pool has no public way to stop its workers before 3.14)
+            processes = list((getattr(pool, "_processes", None) or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)
-            processes = getattr(pool, "_processes", None) or {}
-            for process in list(processes.values()):
+            for process in processes:
                 process.terminate()
 
 

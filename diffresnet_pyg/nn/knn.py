@@ -167,7 +167,10 @@ def _knn_graph_torch(
     if chunk_size is None:
         chunk_size = max(1, _DEFAULT_BLOCK_ENTRIES // max(num_nodes, 1))
 
-    centers, neighbours = [], []
+    # One output buffer: per-chunk results kept alive between the large,
+    # short-lived distance blocks would fragment the heap (the allocator
+    # carves them out of the freed blocks, so every block needs fresh memory).
+    neighbours = torch.empty(num_nodes, k, dtype=torch.long, device=device)
     self_value = float("-inf") if loop else float("inf")
     for start in range(0, num_nodes, chunk_size):
         end = min(start + chunk_size, num_nodes)
@@ -184,12 +187,10 @@ def _knn_graph_torch(
         rows = torch.arange(end - start, device=device)
         dist[rows, rows + (start - lo)] = self_value
         idx = dist.topk(k, dim=1, largest=False, sorted=True).indices
-        neighbours.append((idx + lo).flatten())
-        centers.append(torch.arange(start, end, device=device).repeat_interleave(k))
-    if not centers:
-        empty = torch.empty(0, dtype=torch.long, device=device)
-        return empty, empty.clone()
-    return torch.cat(centers), torch.cat(neighbours)
+        torch.add(idx, lo, out=neighbours[start:end])
+        del dist, idx
+    center = torch.arange(num_nodes, device=device).repeat_interleave(k)
+    return center, neighbours.view(-1)
 
 
 def _knn_graph_faiss(

@@ -114,6 +114,9 @@ def test_compare_explains_ties_and_flags_misses():
     assert report["tie"]["sample_valid_fraction"] == 1.0
     assert report["miss"]["differing_nodes"] == 1
     assert report["miss"]["differing_both_valid"] == 0
+    assert report["miss"]["differing_valid"] == 0
+    assert report["miss"]["differing_reference_valid"] == 1
+    assert report["tie"]["differing_valid"] == 1
     assert report["miss"]["sample_valid_fraction"] == 0.8
     # listed distance 10 vs true 7: relative excess 3/7
     assert report["miss"]["sample_max_excess"] == pytest.approx(3 / 7)

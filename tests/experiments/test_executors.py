@@ -1,8 +1,10 @@
 import dataclasses
+import functools
 import json
 import multiprocessing
 import shutil
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -157,6 +159,19 @@ def test_local_map_keeps_order_and_restores_threads():
     assert list(map_chunks(ExecutorConfig("ray"), task, [])) == []
 
 
+def test_a_failing_chunk_stops_the_pool():
+    # time.sleep("x") raises at once in one worker while the other sleeps:
+    # the error reaches the caller and the busy worker is stopped, not awaited
+    before = set(multiprocessing.active_children())
+    start = time.monotonic()
+    with pytest.raises(TypeError):
+        list(map_chunks(ExecutorConfig("processes", workers=2), time.sleep, [60, "x"]))
+    assert time.monotonic() - start < 60
+    for child in set(multiprocessing.active_children()) - before:
+        child.join(timeout=10)
+        assert not child.is_alive()
+
+
 def test_ray_missing_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # "import ray" raises
     with pytest.raises(ConfigError, match=r"pip install -e '\.\[ray\]'"):
@@ -270,6 +285,9 @@ def test_ray_gives_the_rows_of_local(ray_instance, local_rows, data_cache, tmp_p
     )
     with pytest.raises(ConfigError, match=r"cluster has 2 CPUs in all, a task needs 3"):
         run_experiment(cfg, progress=False)
+    failing = functools.partial(run_chunk, ray_raw)  # a task's error reaches us
+    with pytest.raises(ValueError, match=r"unknown \(split, init\): \[\(0, 9\)\]"):
+        list(map_chunks(ExecutorConfig("ray"), failing, [[(0, 1)], [(0, 9)]]))
 
 
 @pytest.mark.ray
