@@ -42,7 +42,7 @@ Usage::
     python benchmarks/knn_build.py [--quick] [--num-images N] [--k 10]
         [--features pixels pca50] [--backends torch torch_cluster faiss]
         [--chunk-sizes 59] [--threads 2] [--sample 500] [--json FILE]
-        [--isolation process|none]
+        [--isolation process|none] [--timeout SECONDS]
 """
 
 from __future__ import annotations
@@ -205,8 +205,13 @@ def run_backend(
     threads: int,
     out: Path,
     isolation: str,
-) -> dict[str, Any]:
-    """Run one build in a fresh interpreter (or here, ``isolation="none"``)."""
+    timeout: float | None = None,
+) -> dict[str, Any] | None:
+    """Run one build in a fresh interpreter (or here, ``isolation="none"``).
+
+    Returns ``None`` if the build process ran past ``timeout`` seconds (it is
+    then killed).
+    """
     spec = {
         "features": str(features),
         "backend": backend,
@@ -223,12 +228,16 @@ def run_backend(
         "OMP_NUM_THREADS": str(threads),
         "MKL_NUM_THREADS": str(threads),
     }
-    proc = subprocess.run(
-        [sys.executable, __file__, "--worker", json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, __file__, "--worker", json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return None
     if proc.returncode != 0:
         raise RuntimeError(f"{backend} build failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -381,6 +390,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--sample", type=int, default=500, help="nodes checked for exactness"
     )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="stop a build process after this many seconds (reported, left out "
+        "of the comparison); only with --isolation process",
+    )
     parser.add_argument("--root", default=None, help="Fashion-MNIST folder")
     parser.add_argument("--json", type=Path, default=None, help="write results")
     args = parser.parse_args(argv)
@@ -399,6 +415,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--backends must include 'torch' (the reference of agreement)")
     if args.k < 1 or args.threads < 1 or args.sample < 1:
         parser.error("--k, --threads and --sample must be >= 1")
+    if args.timeout is not None and (args.timeout <= 0 or args.isolation == "none"):
+        parser.error("--timeout must be > 0 and needs --isolation process")
     if any(c < 1 for c in args.chunk_sizes):
         parser.error("--chunk-sizes must be >= 1")
     if args.quick and args.num_images is not None:
@@ -441,11 +459,27 @@ def main(argv: list[str] | None = None) -> None:
             path = Path(tmp) / f"{feat}.npy"
             np.save(path, x)
             lists, rows = {}, {}
+            timed_out = {}
             for label, backend, chunk in runs:
                 out = Path(tmp) / f"{feat}-{len(lists)}.npy"
                 row = run_backend(
-                    path, backend, args.k, chunk, args.threads, out, args.isolation
+                    path,
+                    backend,
+                    args.k,
+                    chunk,
+                    args.threads,
+                    out,
+                    args.isolation,
+                    args.timeout,
                 )
+                if row is None:
+                    print(
+                        f"  {feat:6s} {label:16s} stopped after --timeout "
+                        f"{args.timeout:g} s (process startup included)",
+                        flush=True,
+                    )
+                    timed_out[label] = {"timed_out_after_seconds": args.timeout}
+                    continue
                 lists[label] = np.load(out)
                 rows[label] = row
                 print(
@@ -453,6 +487,14 @@ def main(argv: list[str] | None = None) -> None:
                     f"{row['peak_extra_mib']:8.1f} MiB",
                     flush=True,
                 )
+            if "torch" not in lists:
+                print("  the 'torch' build (the reference) was stopped: no comparison")
+                results["features"][feat] = {
+                    "dim": x.shape[1],
+                    "builds": rows,
+                    "timed_out": timed_out,
+                }
+                continue
             reference = images if feat == "pixels" else x
             agreement = compare(reference, feat == "pixels", lists, args.k, args.sample)
             for label in rows:
@@ -461,6 +503,7 @@ def main(argv: list[str] | None = None) -> None:
                 "dim": x.shape[1],
                 "feature_mib": x.nbytes / 2**20,
                 "builds": rows,
+                "timed_out": timed_out,
             }
             print_table(feat, x.shape[1], rows, args.sample)
 

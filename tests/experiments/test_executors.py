@@ -2,6 +2,7 @@ import dataclasses
 import functools
 import json
 import multiprocessing
+import os
 import shutil
 import sys
 import time
@@ -159,17 +160,41 @@ def test_local_map_keeps_order_and_restores_threads():
     assert list(map_chunks(ExecutorConfig("ray"), task, [])) == []
 
 
-def test_a_failing_chunk_stops_the_pool():
-    # time.sleep("x") raises at once in one worker while the other sleeps:
-    # the error reaches the caller and the busy worker is stopped, not awaited
-    before = set(multiprocessing.active_children())
-    start = time.monotonic()
-    with pytest.raises(TypeError):
-        list(map_chunks(ExecutorConfig("processes", workers=2), time.sleep, [60, "x"]))
-    assert time.monotonic() - start < 60
-    for child in set(multiprocessing.active_children()) - before:
-        child.join(timeout=10)
-        assert not child.is_alive()
+def sleep_or_fail(folder: Path, seconds: float) -> None:
+    """A chunk task: note this worker's pid; sleep, or (seconds < 0) fail once
+    the other worker is asleep; note if it ever wakes."""
+    (folder / f"{os.getpid()}.pid").touch()
+    if seconds < 0:
+        while len(list(folder.glob("*.pid"))) < 2:
+            time.sleep(0.05)
+        raise ValueError("this chunk fails")
+    time.sleep(seconds)
+    (folder / f"{os.getpid()}.woke").touch()
+
+
+def running(pid: int) -> bool:
+    psutil = pytest.importorskip("psutil")
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_a_failing_chunk_stops_the_pool(tmp_path):
+    # one worker raises at once while the other sleeps: the error reaches the
+    # caller and the sleeping worker is stopped, not awaited
+    task = functools.partial(sleep_or_fail, tmp_path)
+    with pytest.raises(ValueError, match="this chunk fails"):
+        list(map_chunks(ExecutorConfig("processes", workers=2), task, [60, -1]))
+    pids = [int(path.stem) for path in tmp_path.glob("*.pid")]
+    assert len(pids) == 2
+    for pid in pids:
+        for _ in range(300):  # up to 30 s for the signal to land
+            if not running(pid):
+                break
+            time.sleep(0.1)
+        assert not running(pid)
+    assert not list(tmp_path.glob("*.woke"))
 
 
 def test_ray_missing_is_a_clear_error(monkeypatch):
