@@ -177,6 +177,11 @@ def measure_build(spec: dict[str, Any]) -> dict[str, Any]:
         after = _status_kib("VmHWM")
     else:
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if edge_index.size(1) != x.size(0) * k:
+        raise RuntimeError(
+            f"backend {spec['backend']!r} returned {edge_index.size(1)} edges, "
+            f"expected {x.size(0)} x {k}"
+        )
     center = edge_index[1]
     if not torch.equal(center, torch.arange(x.size(0)).repeat_interleave(k)):
         order = torch.argsort(center, stable=True)

@@ -258,3 +258,37 @@ def test_explicit_torch_ignores_installed_flags(monkeypatch):
     x = torch.randn(30, 3, generator=gen)
     got = as_lists(knn_graph(x, 3, backend="torch"), 30, 3)
     assert same_sets(got, dense_knn(x, 3))
+
+
+@pytest.mark.parametrize(
+    "backend", ["torch", pytest.param("faiss", marks=BACKEND_PARAMS[1].marks)]
+)
+def test_exact_lists_despite_float32_cancellation(backend):
+    # Points far from the origin: float32 distances by matrix products
+    # (|a|^2 + |b|^2 - 2 a.b, |a|^2 ~ 7e5) misrank many neighbours; the exact
+    # re-ranking of the best candidates recovers the float64 brute force.
+    gen = torch.Generator().manual_seed(0)
+    x = 300.0 + torch.randn(300, 8, generator=gen)
+    expected = dense_knn(x, 5)
+    plain = torch.cdist(x, x).fill_diagonal_(float("inf"))
+    plain = plain.topk(5, dim=1, largest=False).indices
+    assert not same_sets(plain, expected)  # the case is a real test
+    got = as_lists(knn_graph(x, 5, backend=backend), 300, 5)
+    assert same_sets(got, expected)
+    # listed nearest first by the exact distances
+    dist = ((x.double().unsqueeze(1) - x.double()[got]) ** 2).sum(-1)
+    assert bool((dist[:, 1:] >= dist[:, :-1]).all())
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+@pytest.mark.parametrize("position", [0, 37, -1])
+def test_non_finite_values_rejected(bad, dtype, position):
+    x = torch.randn(10, 4).to(dtype)
+    x.view(-1)[position] = bad
+    for backend in ("auto", "torch", "faiss"):
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            knn_graph(x, 2, backend=backend)
+    # finite extremes are fine
+    x.view(-1)[position] = torch.finfo(dtype).max
+    assert knn_graph(x, 2, backend="torch").shape == (2, 20)
