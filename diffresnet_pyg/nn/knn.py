@@ -369,15 +369,17 @@ def knn_graph(
       candidate rows (made by :func:`torch.cdist`).
     * :obj:`"torch_cluster"`, :obj:`"pyg_lib"`: that compiled kernel; an
       :class:`ImportError` if it is not installed, a :class:`ValueError` for
-      :obj:`cosine=True` on CPU.
+      :obj:`cosine=True` on CPU. On CPU :obj:`torch_cluster` searches a
+      KD-tree on one thread, which is slow at high dimension (on 10,000
+      Fashion-MNIST images, 784-d, about 30 times slower than
+      :obj:`"torch"`; see ``experiments/scale/fashion_mnist``), so
+      :obj:`"auto"` is not the fastest choice there.
     * :obj:`"faiss"`: exact search with :obj:`faiss.IndexFlatL2` (one index
       per graph of :obj:`batch`, :obj:`chunk_size` queries per search call)
       in float32 whatever the dtype of :obj:`x`; cosine distances as
       Euclidean distances of the L2-normalized rows (same order, since
       :math:`\lVert \hat a - \hat b \rVert^2 = 2 - 2 \cos(a, b)`). It uses
-      faiss's own OpenMP threads (:obj:`faiss.omp_set_num_threads`). On CPU
-      it is much faster than the compiled kernels at high dimension (their
-      CPU search is a KD-tree).
+      faiss's own OpenMP threads (:obj:`faiss.omp_set_num_threads`).
 
     The pure-PyTorch and faiss searches rank by matrix products
     (:math:`\lVert a \rVert^2 + \lVert b \rVert^2 - 2 a^\top b`), whose
