@@ -318,16 +318,21 @@ def test_ray_gives_the_rows_of_local(ray_instance, local_rows, data_cache, tmp_p
 @pytest.mark.ray
 def test_ray_sweep_matches_a_local_sweep(ray_instance, data_cache, tmp_path):
     def sweep(output, executor):
-        return config_from_dict({
-            "output": str(output),
-            "dataset": {"name": "cora", "root": str(data_cache)},
-            "split": {"num_splits": 1, "num_inits": 2},
-            "model": {"name": "mlp", "hidden_channels": 8},
-            "train": {"max_epochs": 3, "batch_members": 1},
-            "executor": executor,
-            "sweep": {"axis": "depth", "values": [1, 2], "methods": [
-                {"label": "MLP", "key": "model.num_layers"}]},
-        })
+        return config_from_dict(
+            {
+                "output": str(output),
+                "dataset": {"name": "cora", "root": str(data_cache)},
+                "split": {"num_splits": 1, "num_inits": 2},
+                "model": {"name": "mlp", "hidden_channels": 8},
+                "train": {"max_epochs": 3, "batch_members": 1},
+                "executor": executor,
+                "sweep": {
+                    "axis": "depth",
+                    "values": [1, 2],
+                    "methods": [{"label": "MLP", "key": "model.num_layers"}],
+                },
+            }
+        )
 
     run_sweep(sweep(tmp_path / "local", {"threads": 1}), progress=False)
     run_sweep(sweep(tmp_path / "ray", {"kind": "ray", "threads": 1}), progress=False)

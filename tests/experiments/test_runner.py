@@ -214,19 +214,33 @@ def test_an_edited_sweep_keeps_the_points_it_did_not_change(tmp_path, data_cache
     from diffresnet_pyg.experiments.runner import run_sweep
 
     def sweep(gcn_dropout):
-        return config_from_dict({
-            "output": str(tmp_path / "sweep"),
-            "dataset": {"name": "cora", "root": str(data_cache)},
-            "split": {"num_splits": 1, "num_inits": 1},
-            "model": {"name": "mlp", "hidden_channels": 8},
-            "train": {"max_epochs": 2, "batch_members": 1},
-            "sweep": {"axis": "depth", "values": [2], "methods": [
-                {"label": "MLP", "key": "model.num_layers"},
-                {"label": "GCN", "key": "model.num_layers",
-                 "overrides": {"model": {"name": "gcn", "hidden_channels": 8,
-                                         "dropout": gcn_dropout}}},
-            ]},
-        })
+        return config_from_dict(
+            {
+                "output": str(tmp_path / "sweep"),
+                "dataset": {"name": "cora", "root": str(data_cache)},
+                "split": {"num_splits": 1, "num_inits": 1},
+                "model": {"name": "mlp", "hidden_channels": 8},
+                "train": {"max_epochs": 2, "batch_members": 1},
+                "sweep": {
+                    "axis": "depth",
+                    "values": [2],
+                    "methods": [
+                        {"label": "MLP", "key": "model.num_layers"},
+                        {
+                            "label": "GCN",
+                            "key": "model.num_layers",
+                            "overrides": {
+                                "model": {
+                                    "name": "gcn",
+                                    "hidden_channels": 8,
+                                    "dropout": gcn_dropout,
+                                }
+                            },
+                        },
+                    ],
+                },
+            }
+        )
 
     run_sweep(sweep(0.5), progress=False)
     mlp_rows = (tmp_path / "sweep/mlp/depth_2/runs.jsonl").read_text()
@@ -249,12 +263,14 @@ def test_a_last_chunk_of_one_run_gets_dense_features(tmp_path, data_cache, model
     from diffresnet_pyg.experiments.config import config_from_dict
     from diffresnet_pyg.experiments.runner import run_experiment
 
-    cfg = config_from_dict({
-        "output": str(tmp_path / model),
-        "dataset": {"name": "cora", "root": str(data_cache)},
-        "split": {"num_splits": 1, "num_inits": 3},
-        "model": {"name": model, "hidden_channels": 8},
-        "train": {"max_epochs": 2, "batch_members": 2, "sparse_features": True},
-    })
+    cfg = config_from_dict(
+        {
+            "output": str(tmp_path / model),
+            "dataset": {"name": "cora", "root": str(data_cache)},
+            "split": {"num_splits": 1, "num_inits": 3},
+            "model": {"name": model, "hidden_channels": 8},
+            "train": {"max_epochs": 2, "batch_members": 2, "sparse_features": True},
+        }
+    )
     summary = run_experiment(cfg, progress=False)
     assert summary["n_runs"] == 3

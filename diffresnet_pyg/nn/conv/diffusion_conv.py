@@ -75,9 +75,7 @@ class _EulerSteps(torch.autograd.Function):
         return cur
 
     @staticmethod
-    def backward(
-        ctx: Any, grad: Tensor
-    ) -> tuple[Tensor, None, None, None, None, None]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None, None, None]:
         bufs = (_buffer(grad), _buffer(grad))
         masks = ctx.saved_tensors
         cur = grad.contiguous()
