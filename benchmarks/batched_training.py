@@ -41,9 +41,9 @@ import torch
 import torch.nn.functional as F
 
 from diffresnet_pyg.data import load_dataset
-from diffresnet_pyg.experiments.config import load_config
 from diffresnet_pyg.experiments.models import build_members
 from diffresnet_pyg.experiments.runner import plan_runs
+from diffresnet_pyg.experiments.schema import load_config
 from diffresnet_pyg.experiments.training import stack_index, train_members
 
 HERE = Path(__file__).resolve().parent

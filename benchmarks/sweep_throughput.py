@@ -45,9 +45,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from diffresnet_pyg.experiments.config import load_config  # noqa: E402
 from diffresnet_pyg.experiments.executors import available_cpus  # noqa: E402
 from diffresnet_pyg.experiments.runner import run_experiment  # noqa: E402
+from diffresnet_pyg.experiments.schema import load_config  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE.parent / "configs" / "cora" / "gcn.yaml"

@@ -23,17 +23,17 @@ from collections.abc import Sequence
 
 import yaml
 
-from diffresnet_pyg.experiments.config import (
-    ConfigError,
-    config_to_dict,
-    load_config,
-    read_yaml,
-)
 from diffresnet_pyg.experiments.report import report_directory
 from diffresnet_pyg.experiments.runner import (
     ResultsFolderError,
     run_experiment,
     run_sweep,
+)
+from diffresnet_pyg.experiments.schema import (
+    ConfigError,
+    config_to_dict,
+    load_config,
+    read_yaml,
 )
 
 __all__ = ["main"]

@@ -1,6 +1,6 @@
 """Config-driven experiments: schema, runner, sweeps and reports.
 
-* :mod:`~diffresnet_pyg.experiments.config`: the typed, validated YAML schema
+* :mod:`~diffresnet_pyg.experiments.schema`: the typed, validated YAML schema
   and dotted command-line overrides;
 * :mod:`~diffresnet_pyg.experiments.training`: full-batch training of many
   runs at once, each with its own early stopping;
@@ -15,17 +15,17 @@
 The ``diffresnet-pyg`` command (:mod:`diffresnet_pyg.cli`) drives them.
 """
 
-from diffresnet_pyg.experiments.config import (
-    ConfigError,
-    ExperimentConfig,
-    config_from_dict,
-    load_config,
-)
 from diffresnet_pyg.experiments.report import report_directory, write_summary
 from diffresnet_pyg.experiments.runner import (
     ResultsFolderError,
     run_experiment,
     run_sweep,
+)
+from diffresnet_pyg.experiments.schema import (
+    ConfigError,
+    ExperimentConfig,
+    config_from_dict,
+    load_config,
 )
 from diffresnet_pyg.experiments.training import EarlyStopping, train_members
 

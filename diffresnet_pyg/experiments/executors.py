@@ -4,7 +4,7 @@ The runner (:mod:`diffresnet_pyg.experiments.runner`) cuts the pending runs of
 an experiment into chunks (``train.batch_members`` runs, trained as one
 batched model) and hands them to :func:`map_chunks` with a top-level task
 function. The ``executor`` section of the config
-(:class:`~diffresnet_pyg.experiments.config.ExecutorConfig`) chooses how they
+(:class:`~diffresnet_pyg.experiments.schema.ExecutorConfig`) chooses how they
 are run:
 
 * ``"local"``: one after another, in this process;
@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from diffresnet_pyg.experiments.config import ConfigError, ExecutorConfig
+from diffresnet_pyg.experiments.schema import ConfigError, ExecutorConfig
 
 __all__ = [
     "available_cpus",
@@ -131,7 +131,7 @@ def check_executor(executor: ExecutorConfig, device: str) -> None:
         >>> check_executor(ExecutorConfig("ray"), "cuda")
         Traceback (most recent call last):
         ...
-        diffresnet_pyg.experiments.config.ConfigError: \
+        diffresnet_pyg.experiments.schema.ConfigError: \
 executor.num_gpus_per_task: must be > 0 for train.device 'cuda' with kind \
 'ray' (Ray hides the GPUs from tasks that reserve none), got 0.0
     """

@@ -19,7 +19,7 @@ A few-shot config is told apart from a graph config by ``task: fewshot``:
     sweep: {method: Diff-ResNet, key: n_top, values: [4, 8, 16]}   # optional
 
 Every method is scored on the same episodes. Validation follows the graph
-config's rules (:mod:`diffresnet_pyg.experiments.config`): unknown keys and bad
+config's rules (:mod:`diffresnet_pyg.experiments.schema`): unknown keys and bad
 values are errors naming the dotted key and what is allowed; ``KEY=VALUE``
 overrides (``episodes.num_episodes=100``) are merged before validation.
 
@@ -36,7 +36,7 @@ Example:
     ...     "features": {"source": "file"}, "methods": []})
     Traceback (most recent call last):
     ...
-    diffresnet_pyg.experiments.config.ConfigError: features.path: required for \
+    diffresnet_pyg.experiments.schema.ConfigError: features.path: required for \
 source 'file' (a .pkl/.pickle or .npz feature file of the test classes)
 """
 
@@ -48,25 +48,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
-from diffresnet_pyg.experiments.config import (
-    _POSITIVE_FLOAT,
-    _POSITIVE_INT,
-    ConfigError,
-    _bad,
-    _bool,
-    _choice,
-    _field,
-    _float,
-    _from_mapping,
-    _int,
-    _optional,
-    _Section,
-    _str,
-    _values,
+from diffresnet_pyg.experiments.schema import (
     merge,
     parse_overrides,
     read_yaml,
     slug,
+)
+from diffresnet_pyg.experiments.schema.fields import (
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    ConfigError,
+    Section,
+    bad_value,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_optional,
+    check_str,
+    check_values,
+    section_from_mapping,
+    validated_field,
 )
 
 __all__ = [
@@ -104,7 +106,7 @@ EPISODE_CLASSES: tuple[str, ...] = ("test", "val")
 
 
 @dataclass(frozen=True)
-class FeaturesConfig(_Section):
+class FeaturesConfig(Section):
     """The ``features`` section: which features the episodes are built from.
 
     Attributes:
@@ -136,19 +138,19 @@ class FeaturesConfig(_Section):
 
     _key = "features"
 
-    source: str = _field(_choice(FEATURE_SOURCES))
-    root: str | None = _field(_optional(_str()), None)
-    cache: str | None = _field(_optional(_str()), None)
-    path: str | None = _field(_optional(_str()), None)
-    val_path: str | None = _field(_optional(_str()), None)
-    base_path: str | None = _field(_optional(_str()), None)
-    val_classes: int = _field(_int(minimum=5, maximum=900), 100)
-    backbone_epochs: int = _field(_POSITIVE_INT, 10)
-    backbone_seed: int = _field(_int(minimum=0), 0)
-    backbone_lr: float = _field(_POSITIVE_FLOAT, 1e-3)
-    image_size: int = _field(_int(minimum=32, maximum=512), 224)
-    image_limit: int | None = _field(_optional(_POSITIVE_INT), None)
-    pca_dim: int | None = _field(_optional(_POSITIVE_INT), None)
+    source: str = validated_field(check_choice(FEATURE_SOURCES))
+    root: str | None = validated_field(check_optional(check_str()), None)
+    cache: str | None = validated_field(check_optional(check_str()), None)
+    path: str | None = validated_field(check_optional(check_str()), None)
+    val_path: str | None = validated_field(check_optional(check_str()), None)
+    base_path: str | None = validated_field(check_optional(check_str()), None)
+    val_classes: int = validated_field(check_int(minimum=5, maximum=900), 100)
+    backbone_epochs: int = validated_field(POSITIVE_INT, 10)
+    backbone_seed: int = validated_field(check_int(minimum=0), 0)
+    backbone_lr: float = validated_field(POSITIVE_FLOAT, 1e-3)
+    image_size: int = validated_field(check_int(minimum=32, maximum=512), 224)
+    image_limit: int | None = validated_field(check_optional(POSITIVE_INT), None)
+    pca_dim: int | None = validated_field(check_optional(POSITIVE_INT), None)
 
     def _check_together(self) -> None:
         if self.source == "file" and self.path is None:
@@ -165,7 +167,7 @@ class FeaturesConfig(_Section):
 
 
 @dataclass(frozen=True)
-class EpisodesConfig(_Section):
+class EpisodesConfig(Section):
     """The ``episodes`` section: which episodes every method is scored on.
 
     Attributes:
@@ -182,14 +184,14 @@ class EpisodesConfig(_Section):
 
     _key = "episodes"
 
-    source: str = _field(_choice(EPISODE_SOURCES), "sampled")
-    classes: str = _field(_choice(EPISODE_CLASSES), "test")
-    way: int = _field(_int(minimum=2), 5)
-    shot: int = _field(_POSITIVE_INT, 1)
-    query: int = _field(_POSITIVE_INT, 15)
-    num_episodes: int = _field(_POSITIVE_INT, 10000)
-    seed: int = _field(_int(minimum=0), 1)
-    chunk_size: int = _field(_POSITIVE_INT, 100)
+    source: str = validated_field(check_choice(EPISODE_SOURCES), "sampled")
+    classes: str = validated_field(check_choice(EPISODE_CLASSES), "test")
+    way: int = validated_field(check_int(minimum=2), 5)
+    shot: int = validated_field(POSITIVE_INT, 1)
+    query: int = validated_field(POSITIVE_INT, 15)
+    num_episodes: int = validated_field(POSITIVE_INT, 10000)
+    seed: int = validated_field(check_int(minimum=0), 1)
+    chunk_size: int = validated_field(POSITIVE_INT, 100)
 
     def _check_together(self) -> None:
         if self.source == "omniglot_runs" and (
@@ -204,7 +206,7 @@ class EpisodesConfig(_Section):
 
 
 @dataclass(frozen=True)
-class PreprocessConfig(_Section):
+class PreprocessConfig(Section):
     """The ``preprocess`` section: the authors' per-episode feature steps.
 
     Attributes:
@@ -215,23 +217,23 @@ class PreprocessConfig(_Section):
 
     _key = "preprocess"
 
-    center: bool = _field(_bool, True)
-    normalize: bool = _field(_bool, True)
-    shift: bool = _field(_bool, True)
+    center: bool = validated_field(check_bool, True)
+    normalize: bool = validated_field(check_bool, True)
+    shift: bool = validated_field(check_bool, True)
 
 
 def _milestones(value: Any, key: str) -> tuple[int, ...]:
     if not isinstance(value, list | tuple) or not all(
         isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value
     ):
-        raise _bad(key, "a list of increasing ints >= 1", value)
+        raise bad_value(key, "a list of increasing ints >= 1", value)
     if any(b <= a for a, b in zip(value, value[1:], strict=False)):
-        raise _bad(key, "a list of increasing ints >= 1", value)
+        raise bad_value(key, "a list of increasing ints >= 1", value)
     return tuple(value)
 
 
 @dataclass(frozen=True)
-class _MethodParams(_Section):
+class _MethodParams(Section):
     _key: ClassVar[str] = "methods[].params"
 
 
@@ -242,24 +244,24 @@ class _NoParams(_MethodParams):
 
 @dataclass(frozen=True)
 class _LaplacianShotParams(_MethodParams):
-    knn: int = _field(_int(minimum=2), 3)
-    lam: float = _field(_float(ge=0.0), 0.5)
-    max_iter: int = _field(_POSITIVE_INT, 20)
+    knn: int = validated_field(check_int(minimum=2), 3)
+    lam: float = validated_field(check_float(ge=0.0), 0.5)
+    max_iter: int = validated_field(POSITIVE_INT, 20)
 
 
 @dataclass(frozen=True)
 class _EpisodeNetParams(_MethodParams):
-    layer_num: int = _field(_int(minimum=0), 6)
-    step_size: float = _field(_POSITIVE_FLOAT, 0.5)
-    n_top: int = _field(_int(minimum=2), 8)
-    sigma: int = _field(_int(minimum=2), 4)
-    mu: float = _field(_float(ge=0.0), 0.0)
-    epochs: int = _field(_POSITIVE_INT, 100)
-    lr: float = _field(_POSITIVE_FLOAT, 0.1)
-    momentum: float = _field(_float(ge=0.0, lt=1.0), 0.9)
-    weight_decay: float = _field(_float(ge=0.0), 1e-4)
-    milestones: tuple[int, ...] = _field(_milestones, (50, 75))
-    gamma: float = _field(_POSITIVE_FLOAT, 0.1)
+    layer_num: int = validated_field(check_int(minimum=0), 6)
+    step_size: float = validated_field(POSITIVE_FLOAT, 0.5)
+    n_top: int = validated_field(check_int(minimum=2), 8)
+    sigma: int = validated_field(check_int(minimum=2), 4)
+    mu: float = validated_field(check_float(ge=0.0), 0.0)
+    epochs: int = validated_field(POSITIVE_INT, 100)
+    lr: float = validated_field(POSITIVE_FLOAT, 0.1)
+    momentum: float = validated_field(check_float(ge=0.0, lt=1.0), 0.9)
+    weight_decay: float = validated_field(check_float(ge=0.0), 1e-4)
+    milestones: tuple[int, ...] = validated_field(_milestones, (50, 75))
+    gamma: float = validated_field(POSITIVE_FLOAT, 0.1)
 
 
 _METHOD_PARAMS: dict[str, type[_MethodParams]] = {
@@ -294,8 +296,8 @@ class MethodConfig:
 
     def __post_init__(self) -> None:
         key = f"methods[{self.label!r}]"
-        _str()(self.label, "methods[].label")
-        name = _choice(METHOD_NAMES)(self.name, f"{key}.name")
+        check_str()(self.label, "methods[].label")
+        name = check_choice(METHOD_NAMES)(self.name, f"{key}.name")
         cls = _METHOD_PARAMS[name]
         allowed = [f.name for f in fields(cls)]
         for param in self.params:
@@ -315,7 +317,7 @@ class MethodConfig:
 
 
 @dataclass(frozen=True)
-class FewShotSweep(_Section):
+class FewShotSweep(Section):
     """The ``sweep`` section: one method's parameter over several values.
 
     Each value adds a method labelled ``"<method> (<key>=<value>)"``, scored
@@ -333,11 +335,11 @@ class FewShotSweep(_Section):
 
     _key = "sweep"
 
-    method: str = _field(_str())
-    key: str = _field(_str())
-    values: tuple[int | float, ...] = _field(_values)
-    scale_with: str | None = _field(_optional(_str()), None)
-    total: float | None = _field(_optional(_POSITIVE_FLOAT), None)
+    method: str = validated_field(check_str())
+    key: str = validated_field(check_str())
+    values: tuple[int | float, ...] = validated_field(check_values)
+    scale_with: str | None = validated_field(check_optional(check_str()), None)
+    total: float | None = validated_field(check_optional(POSITIVE_FLOAT), None)
 
     def _check_together(self) -> None:
         if (self.scale_with is None) != (self.total is None):
@@ -379,8 +381,8 @@ class FewShotConfig:
     sweep: FewShotSweep | None = None
 
     def __post_init__(self) -> None:
-        _str()(self.output, "output")
-        _optional(_str())(self.name, "name")
+        check_str()(self.output, "output")
+        check_optional(check_str())(self.name, "name")
         if self.features.source == "file" and self.episodes.source != "sampled":
             raise ConfigError(
                 "episodes.source: 'omniglot_runs' needs features.source "
@@ -414,7 +416,7 @@ def expand_methods(config: FewShotConfig) -> list[MethodConfig]:
 
     Raises:
         ConfigError: If there are no methods, labels repeat (also after
-            :func:`~diffresnet_pyg.experiments.config.slug`), or the sweep
+            :func:`~diffresnet_pyg.experiments.schema.slug`), or the sweep
             names an unknown method or parameter.
     """
     methods = list(config.methods)
@@ -468,22 +470,24 @@ def fewshot_config_from_dict(raw: Mapping[str, Any]) -> FewShotConfig:
         ConfigError: For an unknown or missing key or a bad value.
     """
     if not isinstance(raw, Mapping):
-        raise _bad("config", "a mapping of sections", raw)
+        raise bad_value("config", "a mapping of sections", raw)
     for key in raw:
         if key not in _TOP_LEVEL:
             raise ConfigError(f"{key}: unknown key; allowed: {', '.join(_TOP_LEVEL)}")
     if raw.get("task") != "fewshot":
-        raise _bad("task", "'fewshot'", raw.get("task"))
+        raise bad_value("task", "'fewshot'", raw.get("task"))
     for key in ("output", "features", "methods"):
         if key not in raw:
             raise ConfigError(f"{key}: required key is missing")
     methods_raw = raw["methods"]
     if not isinstance(methods_raw, list):
-        raise _bad("methods", "a list of methods", methods_raw)
+        raise bad_value("methods", "a list of methods", methods_raw)
     methods = []
     for i, entry in enumerate(methods_raw):
         if not isinstance(entry, Mapping):
-            raise _bad(f"methods[{i}]", "a mapping (label, name, parameters)", entry)
+            raise bad_value(
+                f"methods[{i}]", "a mapping (label, name, parameters)", entry
+            )
         for key in ("label", "name"):
             if key not in entry:
                 raise ConfigError(f"methods[{i}].{key}: required key is missing")
@@ -493,11 +497,15 @@ def fewshot_config_from_dict(raw: Mapping[str, Any]) -> FewShotConfig:
     return FewShotConfig(
         output=raw["output"],
         name=raw.get("name"),
-        features=_from_mapping(FeaturesConfig, raw["features"], "features"),
-        episodes=_from_mapping(EpisodesConfig, raw.get("episodes"), "episodes"),
-        preprocess=_from_mapping(PreprocessConfig, raw.get("preprocess"), "preprocess"),
+        features=section_from_mapping(FeaturesConfig, raw["features"], "features"),
+        episodes=section_from_mapping(EpisodesConfig, raw.get("episodes"), "episodes"),
+        preprocess=section_from_mapping(
+            PreprocessConfig, raw.get("preprocess"), "preprocess"
+        ),
         methods=tuple(methods),
-        sweep=None if sweep is None else _from_mapping(FewShotSweep, sweep, "sweep"),
+        sweep=None
+        if sweep is None
+        else section_from_mapping(FewShotSweep, sweep, "sweep"),
     )
 
 

@@ -48,7 +48,7 @@ from torch.nn import Module
 from torch_geometric.data import Data
 from torch_geometric.utils import to_undirected
 
-from diffresnet_pyg.experiments.config import BatchingConfig
+from diffresnet_pyg.experiments.schema import BatchingConfig
 from diffresnet_pyg.experiments.training import MemberResult, train_members
 from diffresnet_pyg.loader import (
     RandomPartitionLoader,

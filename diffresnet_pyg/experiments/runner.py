@@ -31,6 +31,7 @@ finish, and they are the same whatever the executor.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -50,29 +51,24 @@ from tqdm.auto import tqdm
 
 from diffresnet_pyg.data import load_dataset, protocol_splits, resolve_root
 from diffresnet_pyg.data.split import SEED_HIGH
-from diffresnet_pyg.experiments.config import (
+from diffresnet_pyg.experiments.executors import (
+    check_executor,
+    map_chunks,
+    worker_device,
+)
+from diffresnet_pyg.experiments.models import build_members, first_layer_weights
+from diffresnet_pyg.experiments.report import (
+    read_rows,
+    report_directory,
+    write_summary,
+)
+from diffresnet_pyg.experiments.schema import (
     ExecutorConfig,
     ExperimentConfig,
     config_from_dict,
     config_to_dict,
     expand_sweep,
     fingerprint,
-)
-from diffresnet_pyg.experiments.executors import (
-    check_executor,
-    map_chunks,
-    worker_device,
-)
-from diffresnet_pyg.experiments.models import (
-    BATCHABLE_MODELS,
-    SPARSE_INPUT_MODELS,
-    build_members,
-    first_layer_weights,
-)
-from diffresnet_pyg.experiments.report import (
-    read_rows,
-    report_directory,
-    write_summary,
 )
 from diffresnet_pyg.experiments.training import (
     MemberResult,
@@ -248,8 +244,7 @@ def _chunks(items: Sequence[RunSpec], size: int) -> Iterator[list[RunSpec]]:
 
 def _features(config: ExperimentConfig, data: Data, batched: bool) -> Tensor:
     """Sparse CSR features where the model takes them, else dense."""
-    name = config.model.name
-    takes_sparse = name in SPARSE_INPUT_MODELS or (batched and name != "grand")
+    takes_sparse = config.model.spec.takes_sparse(batched)
     if config.train.sparse_features and takes_sparse:
         return data.x.to_sparse_csr()
     return data.x
@@ -288,7 +283,9 @@ def _fit(
         patience=train.patience,
         early_stopping=train.early_stopping,
         decay_params=(
-            first_layer_weights if train.weight_decay_on == "first_layer" else None
+            functools.partial(first_layer_weights, config.model)
+            if train.weight_decay_on == "first_layer"
+            else None
         ),
         on_epoch=on_epoch,
         on_finish=on_finish,
@@ -537,7 +534,7 @@ def _prepare(config: ExperimentConfig, point: int) -> tuple[_Point, list[ChunkTa
     )
     _, plan = _planned(work)
     pending = [run for key, run in plan.items() if key not in done]
-    batch = config.train.batch_members if config.model.name in BATCHABLE_MODELS else 1
+    batch = config.train.batch_members if config.model.spec.batchable else 1
     logger.info(
         "%s: %d runs (%d done), %d at a time",
         folder,

@@ -14,14 +14,6 @@ import torch
 import yaml
 
 from diffresnet_pyg.experiments import executors
-from diffresnet_pyg.experiments.config import (
-    ConfigError,
-    ExecutorConfig,
-    config_from_dict,
-    config_to_dict,
-    fingerprint,
-    load_config,
-)
 from diffresnet_pyg.experiments.executors import (
     available_cpus,
     check_executor,
@@ -35,6 +27,14 @@ from diffresnet_pyg.experiments.runner import (
     run_chunk,
     run_experiment,
     run_sweep,
+)
+from diffresnet_pyg.experiments.schema import (
+    ConfigError,
+    ExecutorConfig,
+    config_from_dict,
+    config_to_dict,
+    fingerprint,
+    load_config,
 )
 
 # Timing fields differ between runs; everything else in a row must not.

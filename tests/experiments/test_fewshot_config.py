@@ -1,7 +1,6 @@
 import pytest
 import yaml
 
-from diffresnet_pyg.experiments.config import ConfigError, load_config
 from diffresnet_pyg.experiments.fewshot_config import (
     EPISODE_NET_DEFAULTS,
     expand_methods,
@@ -9,6 +8,7 @@ from diffresnet_pyg.experiments.fewshot_config import (
     fewshot_config_to_dict,
     load_fewshot_config,
 )
+from diffresnet_pyg.experiments.schema import ConfigError, load_config
 
 
 def _raw(**extra):

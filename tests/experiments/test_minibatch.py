@@ -19,13 +19,6 @@ from torch_geometric.utils import (
 
 from diffresnet_pyg import typing as dtyping
 from diffresnet_pyg.cli import main
-from diffresnet_pyg.experiments.config import (
-    BatchingConfig,
-    ConfigError,
-    config_from_dict,
-    config_to_dict,
-    load_config,
-)
 from diffresnet_pyg.experiments.minibatch import (
     _batch_step,
     batch_loader,
@@ -36,6 +29,13 @@ from diffresnet_pyg.experiments.minibatch import (
     uncached_diffusion,
 )
 from diffresnet_pyg.experiments.runner import run_experiment
+from diffresnet_pyg.experiments.schema import (
+    BatchingConfig,
+    ConfigError,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+)
 from diffresnet_pyg.experiments.training import SingleMember, train_members
 from diffresnet_pyg.loader import (
     MissingBackendError,

@@ -1,13 +1,19 @@
 import pytest
 import torch
+from torch_geometric.utils import to_dense_adj
 
-from diffresnet_pyg.experiments.config import MODEL_NAMES, ModelConfig, config_from_dict
 from diffresnet_pyg.experiments.models import (
-    BATCHABLE_MODELS,
     build_members,
     build_model,
     first_layer_weights,
+    get_model,
+    model_names,
+    register_model,
 )
+from diffresnet_pyg.experiments.models.appnp import APPNPNet
+from diffresnet_pyg.experiments.models.registry import _MODELS
+from diffresnet_pyg.experiments.schema import ConfigError, ModelConfig, config_from_dict
+from diffresnet_pyg.experiments.schema.fields import POSITIVE_INT
 from diffresnet_pyg.experiments.training import SingleMember
 
 
@@ -17,6 +23,8 @@ def model_config(name: str, **params) -> ModelConfig:
     return config_from_dict(raw).model
 
 
+# Small settings for the slow defaults; a model not listed is built with its
+# defaults, so a newly registered model is covered without editing this file.
 SMALL = {
     "diffresnet_reference": {"layer_num": 2},
     "diffresnet": {"hidden_channels": 8, "diffusion_steps": 2},
@@ -24,6 +32,7 @@ SMALL = {
     "sage": {"hidden_channels": 8},
     "gat": {"hidden_channels": 8, "heads": 2},
     "mlp": {"hidden_channels": 8},
+    "appnp": {"hidden_channels": 8, "K": 3},
     "grand": {
         "hidden_channels": 8,
         "method": "rk4",
@@ -33,6 +42,7 @@ SMALL = {
         "attention_channels": 4,
     },
 }
+BATCHABLE = [name for name in model_names() if get_model(name).batchable]
 
 
 @pytest.fixture
@@ -41,18 +51,33 @@ def graph():
     return torch.rand(5, 6), edge_index
 
 
-def test_every_model_name_builds(graph):
+@pytest.mark.parametrize("name", model_names())
+def test_every_registered_model_builds(graph, name):
     x, edge_index = graph
-    assert set(SMALL) == set(MODEL_NAMES)
-    for name in MODEL_NAMES:
-        model = build_model(model_config(name, **SMALL[name]), 6, 3).eval()
-        assert model(x, edge_index).shape == (5, 3), name
+    model = build_model(model_config(name, **SMALL.get(name, {})), 6, 3).eval()
+    assert model(x, edge_index).shape == (5, 3)
 
 
-@pytest.mark.parametrize("name", BATCHABLE_MODELS)
+def test_batched_and_sparse_flags():
+    assert set(BATCHABLE) == {
+        "diffresnet_reference",
+        "diffresnet",
+        "gcn",
+        "sage",
+        "gat",
+        "mlp",
+    }
+    sparse = {n for n in model_names() if get_model(n).takes_sparse(batched=False)}
+    assert sparse == {"diffresnet_reference", "diffresnet"}
+    assert get_model("gcn").takes_sparse(batched=True)
+    assert not get_model("grand").takes_sparse(batched=True)
+    assert not get_model("appnp").takes_sparse(batched=True)
+
+
+@pytest.mark.parametrize("name", BATCHABLE)
 def test_members_start_from_the_seeded_plain_models(graph, name):
     x, edge_index = graph
-    cfg = model_config(name, **SMALL[name])
+    cfg = model_config(name, **SMALL.get(name, {}))
     batch = build_members(cfg, 6, 3, [3, 4]).eval()
     out = batch(x, edge_index)
     for b, seed in enumerate([3, 4]):
@@ -61,25 +86,177 @@ def test_members_start_from_the_seeded_plain_models(graph, name):
         torch.testing.assert_close(out[:, b], plain(x, edge_index))
 
 
-def test_one_seed_is_the_plain_model_and_grand_is_not_batched(graph):
-    cfg = model_config("grand", **SMALL["grand"])
+@pytest.mark.parametrize("name", ["grand", "appnp"])
+def test_one_seed_is_the_plain_model_and_unbatchable_models_refuse_more(name):
+    cfg = model_config(name, **SMALL[name])
     assert isinstance(build_members(cfg, 6, 3, [1]), SingleMember)
-    with pytest.raises(ValueError, match="'grand' has no batched form"):
+    with pytest.raises(ValueError, match=f"'{name}' has no batched form"):
         build_members(cfg, 6, 3, [1, 2])
     with pytest.raises(ValueError, match="at least one seed"):
         build_members(cfg, 6, 3, [])
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", model_names())
 def test_first_layer_weights(name):
-    cfg = model_config(name, **SMALL[name])
+    cfg = model_config(name, **SMALL.get(name, {}))
     plain = build_model(cfg, 6, 3)
-    weights = first_layer_weights(SingleMember(plain))
+    weights = first_layer_weights(cfg, SingleMember(plain))
     assert weights and all(w.dim() == 2 and 6 in w.shape for w in weights)
-    if name in BATCHABLE_MODELS:
+    assert first_layer_weights(cfg, plain) == weights
+    names = {id(p) for p in plain.parameters()}
+    assert all(id(w) in names for w in weights)
+    if get_model(name).batchable:
         batched = build_members(cfg, 6, 3, [1, 2])
-        stacked = first_layer_weights(batched)
+        stacked = first_layer_weights(cfg, batched)
         assert len(stacked) == len(weights)
         assert all(w.dim() == 3 and w.shape[0] == 2 for w in stacked)
         names = {id(p) for p in batched.parameters()}
         assert all(id(w) in names for w in stacked)
+
+
+# --------------------------------------------------------------------------
+# The registry
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def scratch_registry():
+    """Registrations made in a test are removed afterwards."""
+    before = dict(_MODELS)
+    yield
+    _MODELS.clear()
+    _MODELS.update(before)
+
+
+def test_parameters_come_from_the_builder_signature(scratch_registry):
+    def tiny(
+        in_channels: int,
+        out_channels: int,
+        *,
+        hidden_channels: int = 4,
+        head_dropout: float = 0.1,
+        scale: float | None = None,
+        mode: str = "a",
+        flag: bool = False,
+        internal: int = 3,
+    ) -> torch.nn.Module:
+        return torch.nn.Linear(in_channels, out_channels)
+
+    register_model(
+        "tiny",
+        first_layer=lambda m: [m.weight],
+        checks={"mode": lambda v, k: v},
+        defaults={"hidden_channels": 16},
+        exclude=("internal",),
+    )(tiny)
+    spec = get_model("tiny")
+    assert [p.name for p in spec.params] == [
+        "hidden_channels",
+        "head_dropout",
+        "scale",
+        "mode",
+        "flag",
+    ]
+    assert spec.defaults() == {
+        "hidden_channels": 16,
+        "head_dropout": 0.1,
+        "scale": None,
+        "mode": "a",
+        "flag": False,
+    }
+    assert not spec.batchable
+    # Validators: by name (hidden_channels, *dropout), by annotation otherwise.
+    cases = [
+        ({"hidden_channels": 0}, r"^model\.hidden_channels: expected an int >= 1"),
+        ({"head_dropout": 1.0}, r"^model\.head_dropout: expected a float >= 0"),
+        ({"scale": "x"}, r"^model\.scale: expected a float, got 'x'"),
+        ({"flag": 1}, r"^model\.flag: expected true or false"),
+        ({"internal": 1}, r"^model\.internal: not a parameter of model 'tiny'"),
+    ]
+    for params, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            ModelConfig("tiny", params)
+    assert ModelConfig("tiny", {"scale": 2}).params["scale"] == 2.0
+    model = build_model(ModelConfig("tiny"), 5, 2)
+    assert first_layer_weights(ModelConfig("tiny"), model) == [model.weight]
+
+
+def test_registration_errors(scratch_registry):
+    def good(in_channels: int, out_channels: int, width: int = 3) -> torch.nn.Module:
+        return torch.nn.Linear(in_channels, out_channels)
+
+    def no_default(in_channels: int, out_channels: int, width: int):
+        return torch.nn.Linear(in_channels, out_channels)
+
+    def no_sizes(channels: int, width: int = 3):
+        return torch.nn.Linear(channels, channels)
+
+    def untyped(in_channels, out_channels, width=3):
+        return torch.nn.Linear(in_channels, out_channels)
+
+    before = set(model_names())
+    first = {"first_layer": lambda m: [m.weight]}
+    with pytest.raises(ValueError, match="'gcn' is already registered"):
+        register_model("gcn", **first)(good)
+    with pytest.raises(TypeError, match="'width' needs a default"):
+        register_model("x1", **first)(no_default)
+    with pytest.raises(TypeError, match="must take 'in_channels' and 'out_channels'"):
+        register_model("x2", **first)(no_sizes)
+    with pytest.raises(TypeError, match="no validator for annotation"):
+        register_model("x3", **first)(untyped)
+    with pytest.raises(TypeError, match="has no parameter 'depth'"):
+        register_model("x4", checks={"depth": POSITIVE_INT}, **first)(good)
+    with pytest.raises(ConfigError, match="default of width"):
+        register_model(
+            "x5", checks={"width": lambda v, k: POSITIVE_INT(-1, k)}, **first
+        )(good)
+    assert set(model_names()) == before  # failed registrations leave no trace
+
+
+def test_unknown_model_name():
+    with pytest.raises(ValueError, match="unknown model 'bogus'; registered: "):
+        get_model("bogus")
+    with pytest.raises(ConfigError, match=r"^model\.name: expected one of .*'appnp'"):
+        ModelConfig("bogus")
+
+
+# --------------------------------------------------------------------------
+# APPNP against a dense computation
+# --------------------------------------------------------------------------
+
+
+def test_appnp_equals_dense_personalized_pagerank(graph):
+    x, edge_index = graph
+    torch.manual_seed(0)
+    model = APPNPNet(6, 3, hidden_channels=8, K=4, alpha=0.2).double().eval()
+    x = x.double()
+    a = to_dense_adj(edge_index, max_num_nodes=5)[0].double() + torch.eye(5)
+    d = a.sum(1).pow(-0.5)
+    a_hat = d[:, None] * a * d[None, :]
+    h = model.mlp(x)
+    z = h
+    for _ in range(4):
+        z = 0.8 * a_hat @ z + 0.2 * h
+    torch.testing.assert_close(model(x, edge_index), z)
+    # every parameter gets a gradient, checked in float64
+    x.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda v: model(v, edge_index), (x,))
+
+
+def test_appnp_config_matches_the_paper_defaults():
+    cfg = config_from_dict(
+        {"output": "o", "dataset": {"name": "cora"}, "model": {"name": "appnp"}}
+    )
+    assert cfg.model.params == {
+        "hidden_channels": 64,
+        "num_layers": 2,
+        "K": 10,
+        "alpha": 0.1,
+        "dropout": 0.5,
+        "input_dropout": 0.5,
+        "edge_dropout": 0.5,
+    }
+    with pytest.raises(ConfigError, match=r"^model\.alpha: expected a float > 0"):
+        ModelConfig("appnp", {"alpha": 1.0})
+    with pytest.raises(ConfigError, match=r"^model\.K: expected an int >= 1"):
+        ModelConfig("appnp", {"K": 0})

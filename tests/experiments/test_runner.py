@@ -11,12 +11,12 @@ import yaml
 
 from diffresnet_pyg.cli import main
 from diffresnet_pyg.data import load_dataset, protocol_splits
-from diffresnet_pyg.experiments.config import config_from_dict, load_config
 from diffresnet_pyg.experiments.runner import (
     ResultsFolderError,
     plan_runs,
     run_experiment,
 )
+from diffresnet_pyg.experiments.schema import config_from_dict, load_config
 
 
 def write_config(path: Path, root: Path, output: Path, **sections) -> Path:
@@ -210,8 +210,8 @@ def test_cli_errors_are_clear(tmp_path, capsys):
 
 
 def test_an_edited_sweep_keeps_the_points_it_did_not_change(tmp_path, data_cache):
-    from diffresnet_pyg.experiments.config import config_from_dict
     from diffresnet_pyg.experiments.runner import run_sweep
+    from diffresnet_pyg.experiments.schema import config_from_dict
 
     def sweep(gcn_dropout):
         return config_from_dict(
@@ -260,8 +260,8 @@ def test_an_edited_sweep_keeps_the_points_it_did_not_change(tmp_path, data_cache
 def test_a_last_chunk_of_one_run_gets_dense_features(tmp_path, data_cache, model):
     # 3 runs, 2 at a time: the second chunk holds a single, unbatched model,
     # which takes dense features even when batches take sparse ones.
-    from diffresnet_pyg.experiments.config import config_from_dict
     from diffresnet_pyg.experiments.runner import run_experiment
+    from diffresnet_pyg.experiments.schema import config_from_dict
 
     cfg = config_from_dict(
         {

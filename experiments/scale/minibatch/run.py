@@ -94,7 +94,6 @@ def worker(args: argparse.Namespace) -> None:
     import torch
 
     from diffresnet_pyg.data import load_dataset
-    from diffresnet_pyg.experiments.config import load_config
     from diffresnet_pyg.experiments.models import build_members
     from diffresnet_pyg.experiments.report import read_rows, write_summary
     from diffresnet_pyg.experiments.runner import (
@@ -103,6 +102,7 @@ def worker(args: argparse.Namespace) -> None:
         claim_folder,
         plan_runs,
     )
+    from diffresnet_pyg.experiments.schema import load_config
 
     torch.set_num_threads(args.threads)
     os.chdir(ROOT)
@@ -191,9 +191,9 @@ def timing_worker(args: argparse.Namespace) -> None:
     import torch
 
     from diffresnet_pyg.data import load_dataset
-    from diffresnet_pyg.experiments.config import load_config
     from diffresnet_pyg.experiments.models import build_members
     from diffresnet_pyg.experiments.runner import _features, _fit, plan_runs
+    from diffresnet_pyg.experiments.schema import load_config
 
     torch.set_num_threads(args.threads)
     os.chdir(ROOT)

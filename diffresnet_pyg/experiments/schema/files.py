@@ -1,0 +1,171 @@
+"""YAML files and ``KEY=VALUE`` command-line overrides."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from diffresnet_pyg.experiments.schema.experiment import (
+    TOP_LEVEL_KEYS,
+    ExperimentConfig,
+    config_from_dict,
+)
+from diffresnet_pyg.experiments.schema.fields import (
+    ConfigError,
+    bad_value,
+    describe,
+    merge,
+)
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """Parse ``KEY=VALUE`` overrides into a nested mapping.
+
+    Keys are dotted (``train.lr``; model parameters are flat:
+    ``model.layer_num``). Values are parsed as YAML (``5`` is an int, ``true``
+    a bool, ``[2, 4]`` a list, ``null`` or nothing :obj:`None`); float fields
+    accept strings such as ``1e-3``. Later items win.
+
+    Args:
+        items: The overrides, e.g. from the command line.
+
+    Returns:
+        dict[str, Any]: The nested overrides, ready for :func:`merge`.
+
+    Raises:
+        ConfigError: For an item without ``=``, an empty key or key segment,
+            or a value that is not valid YAML.
+
+    Example:
+        >>> parse_overrides(["train.lr=0.005", "model.layer_num=10",
+        ...                  "train.lr=5e-4"])
+        {'train': {'lr': '5e-4'}, 'model': {'layer_num': 10}}
+        >>> parse_overrides(["sweep.values=[2, 4]", "dataset.root=null"])
+        {'sweep': {'values': [2, 4]}, 'dataset': {'root': None}}
+    """
+    result: dict[str, Any] = {}
+    for item in items:
+        if not isinstance(item, str):
+            raise bad_value("override", "a 'KEY=VALUE' string", item)
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise ConfigError(
+                f"override {item!r}: expected KEY=VALUE (e.g. train.lr=0.005)"
+            )
+        if not key:
+            raise ConfigError(f"override {item!r}: empty key before '='")
+        parts = [part.strip() for part in key.split(".")]
+        if not all(parts):
+            raise ConfigError(f"{key}: empty key segment in override {item!r}")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            problem = str(exc).splitlines()[0]
+            raise ConfigError(
+                f"{key}: cannot parse override value {text!r} as YAML ({problem})"
+            ) from None
+        for part in reversed(parts):
+            value = {part: value}
+        result = merge(result, value)
+    return result
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key repeated in one mapping is an error."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:  # unhashable: the base class reports it
+                break
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key!r}",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where and what a YAML error is, on one line."""
+    mark = getattr(exc, "problem_mark", None)
+    where = "" if mark is None else f" (line {mark.line + 1}, column {mark.column + 1})"
+    parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
+    what = ", ".join(part for part in parts if part) or str(exc)
+    return f"{where}: {what}"
+
+
+def load_config(
+    path: str | os.PathLike[str], overrides: Sequence[str] = ()
+) -> ExperimentConfig:
+    r"""Read a YAML config, apply ``KEY=VALUE`` overrides and validate it.
+
+    Relative paths inside the config (``output``, ``dataset.root``) stay
+    relative to the current working directory, not to the file.
+
+    Args:
+        path: The YAML file.
+        overrides: Overrides for :func:`parse_overrides`; they win over the
+            file.
+
+    Returns:
+        ExperimentConfig: The validated config.
+
+    Raises:
+        ConfigError: If the file is missing or unreadable, is not valid YAML,
+            is not a mapping at the top level, or the config is invalid.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = Path(tmp) / "cora.yaml"
+        ...     _ = path.write_text("output: out\ndataset: {name: cora}\n"
+        ...                         "model: {name: gcn}\n")
+        ...     cfg = load_config(path, ["train.lr=5e-3"])
+        >>> cfg.train.lr
+        0.005
+    """
+    raw = merge(read_yaml(path), parse_overrides(overrides))
+    if raw.get("task") == "fewshot":
+        raise ConfigError(
+            f"{path}: a few-shot config (task: fewshot); run it with "
+            "`diffresnet-pyg fewshot`"
+        )
+    return config_from_dict(raw)
+
+
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a config file's top-level mapping (duplicate keys are errors).
+
+    Raises:
+        ConfigError: If the file is missing or unreadable, is not valid YAML,
+            or is not a mapping at the top level.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc})") from None
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML{_yaml_problem(exc)}") from None
+    if not isinstance(raw, Mapping):
+        raise ConfigError(
+            f"{path}: expected a mapping of sections ({', '.join(TOP_LEVEL_KEYS)}) at "
+            f"the top level, {describe(raw)}"
+        )
+    return dict(raw)
