@@ -170,7 +170,7 @@ def test_model_defaults(name, params):
 
 
 def test_registered_model_names():
-    assert set(model_names()) == {
+    assert set(model_names()) >= {
         "appnp",
         "diffresnet_reference",
         "diffresnet",
