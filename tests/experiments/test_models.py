@@ -11,7 +11,6 @@ from diffresnet_pyg.experiments.models import (
     register_model,
 )
 from diffresnet_pyg.experiments.models.appnp import APPNPNet
-from diffresnet_pyg.experiments.models.registry import _MODELS
 from diffresnet_pyg.experiments.schema import ConfigError, ModelConfig, config_from_dict
 from diffresnet_pyg.experiments.schema.fields import POSITIVE_INT
 from diffresnet_pyg.experiments.training import SingleMember
@@ -119,16 +118,7 @@ def test_first_layer_weights(name):
 # --------------------------------------------------------------------------
 
 
-@pytest.fixture
-def scratch_registry():
-    """Registrations made in a test are removed afterwards."""
-    before = dict(_MODELS)
-    yield
-    _MODELS.clear()
-    _MODELS.update(before)
-
-
-def test_parameters_come_from_the_builder_signature(scratch_registry):
+def test_parameters_come_from_the_builder_signature():
     def tiny(
         in_channels: int,
         out_channels: int,
@@ -142,14 +132,14 @@ def test_parameters_come_from_the_builder_signature(scratch_registry):
     ) -> torch.nn.Module:
         return torch.nn.Linear(in_channels, out_channels)
 
-    register_model(
-        "tiny",
+    register_model(  # registered for the rest of the session; the name is unique
+        "test_tiny",
         first_layer=lambda m: [m.weight],
         checks={"mode": lambda v, k: v},
         defaults={"hidden_channels": 16},
         exclude=("internal",),
     )(tiny)
-    spec = get_model("tiny")
+    spec = get_model("test_tiny")
     assert [p.name for p in spec.params] == [
         "hidden_channels",
         "head_dropout",
@@ -171,17 +161,17 @@ def test_parameters_come_from_the_builder_signature(scratch_registry):
         ({"head_dropout": 1.0}, r"^model\.head_dropout: expected a float >= 0"),
         ({"scale": "x"}, r"^model\.scale: expected a float, got 'x'"),
         ({"flag": 1}, r"^model\.flag: expected true or false"),
-        ({"internal": 1}, r"^model\.internal: not a parameter of model 'tiny'"),
+        ({"internal": 1}, r"^model\.internal: not a parameter of model 'test_tiny'"),
     ]
     for params, message in cases:
         with pytest.raises(ConfigError, match=message):
-            ModelConfig("tiny", params)
-    assert ModelConfig("tiny", {"scale": 2}).params["scale"] == 2.0
-    model = build_model(ModelConfig("tiny"), 5, 2)
-    assert first_layer_weights(ModelConfig("tiny"), model) == [model.weight]
+            ModelConfig("test_tiny", params)
+    assert ModelConfig("test_tiny", {"scale": 2}).params["scale"] == 2.0
+    model = build_model(ModelConfig("test_tiny"), 5, 2)
+    assert first_layer_weights(ModelConfig("test_tiny"), model) == [model.weight]
 
 
-def test_registration_errors(scratch_registry):
+def test_registration_errors():
     def good(in_channels: int, out_channels: int, width: int = 3) -> torch.nn.Module:
         return torch.nn.Linear(in_channels, out_channels)
 
