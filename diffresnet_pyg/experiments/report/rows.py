@@ -1,0 +1,213 @@
+"""The per-run rows of a results folder: reading ``runs.jsonl``, reducing rows.
+
+The runner appends one JSON object per (split, init) run to ``runs.jsonl``.
+:func:`read_rows` reads them back (tolerating a last line cut short by an
+interrupted write) and :func:`summarize_runs` validates them and reduces them
+to accuracy statistics in percent, epochs, time and per-split means.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from diffresnet_pyg.experiments.report.layout import RUNS_FILE, PathLike
+from diffresnet_pyg.experiments.report.stats import summarize
+
+__all__ = ["REQUIRED_KEYS", "read_rows", "summarize_runs"]
+
+# One logger for the whole package, so log lines name the report package.
+logger = logging.getLogger("diffresnet_pyg.experiments.report")
+
+#: Keys every row of ``runs.jsonl`` must have for :func:`summarize_runs`.
+REQUIRED_KEYS = (
+    "split",
+    "split_seed",
+    "init",
+    "epochs",
+    "val_acc",
+    "test_acc",
+    "seconds",
+)
+
+
+def read_rows(path: PathLike) -> list[dict[str, Any]]:
+    """Read the per-run rows of a ``runs.jsonl`` file.
+
+    Blank lines are skipped. A last line that is not valid JSON is taken to be
+    a write that was interrupted: it is dropped and a warning is logged. Any
+    other line that is not a JSON object is an error.
+
+    Args:
+        path (str or os.PathLike): The ``runs.jsonl`` file, or a results folder
+            holding one.
+
+    Returns:
+        list[dict]: The rows, in file order.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If a line other than the last is malformed, or a line holds
+            valid JSON that is not an object. The message names the file and
+            the line number.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / RUNS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no run results at {path}")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
+    rows: list[dict[str, Any]] = []
+    for k, (lineno, line) in enumerate(numbered):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if k == len(numbered) - 1:
+                logger.warning(
+                    "%s:%d: ignoring a truncated last line (interrupted write?): %s",
+                    path,
+                    lineno,
+                    exc,
+                )
+                break
+            raise ValueError(f"{path}:{lineno}: malformed JSON line: {exc}") from exc
+        if not isinstance(row, dict):
+            raise ValueError(
+                f"{path}:{lineno}: expected a JSON object per line "
+                f"(got {type(row).__name__})"
+            )
+        rows.append(row)
+    return rows
+
+
+def _finite(row: Mapping[str, Any], key: str, where: str) -> float:
+    value = row[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{where}: {key!r} must be a number (got {value!r})")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{where}: {key!r} must be finite (got {value})")
+    return value
+
+
+def _accuracy(row: Mapping[str, Any], key: str, where: str) -> float:
+    value = _finite(row, key, where)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(
+            f"{where}: {key!r} must be a fraction in [0, 1] (got {value}); "
+            "accuracies are stored as fractions, not percent"
+        )
+    return value
+
+
+def _check_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Validate rows and drop earlier duplicates of a (split, init) pair."""
+    by_key: dict[tuple[int, int], Mapping[str, Any]] = {}
+    for i, row in enumerate(rows):
+        where = f"row {i + 1}"
+        if not isinstance(row, Mapping):
+            raise ValueError(f"{where}: expected a mapping (got {type(row).__name__})")
+        missing = [key for key in REQUIRED_KEYS if key not in row]
+        if missing:
+            raise ValueError(f"{where}: missing key(s) {', '.join(missing)}")
+        try:
+            key = (int(row["split"]), int(row["init"]))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: 'split' and 'init' must be integers") from exc
+        if key in by_key:
+            logger.warning(
+                "duplicate run for split %d init %d; keeping the later row", *key
+            )
+        by_key[key] = row
+    return list(by_key.values())
+
+
+def summarize_runs(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Reduce the per-run rows of one experiment to summary statistics.
+
+    Accuracies are reported in percent (see
+    :func:`~diffresnet_pyg.experiments.report.stats.summarize` for the statistics).
+    When the same (split, init) pair occurs more than once (an experiment
+    resumed after an interruption), the later row wins and a warning is
+    logged.
+
+    Args:
+        rows (sequence of dict): Rows as returned by :func:`read_rows`; each
+            needs the keys ``split``, ``split_seed``, ``init``, ``epochs``,
+            ``val_acc``, ``test_acc`` (fractions in :math:`[0, 1]`) and
+            ``seconds``.
+
+    Returns:
+        dict: ``n_runs``, ``n_splits``, ``test_acc`` and ``val_acc``
+        (:meth:`~diffresnet_pyg.experiments.report.stats.Summary.to_dict` in
+        percent), ``epochs`` (``mean``, ``median``, ``min``, ``max``),
+        ``seconds`` (``total``, ``mean``) and ``per_split`` (a list of
+        ``split``, ``split_seed``, ``n`` and ``test_acc_mean`` in percent,
+        sorted by split).
+
+    Raises:
+        ValueError: If there are no rows, or a row lacks a key or holds an
+            invalid value.
+
+    Example:
+        >>> rows = [
+        ...     dict(split=s, split_seed=10 + s, init=i, epochs=100 + i,
+        ...          val_acc=0.8, test_acc=0.8 + 0.01 * s, seconds=2.0)
+        ...     for s in range(2) for i in range(2)
+        ... ]
+        >>> out = summarize_runs(rows)
+        >>> out["n_runs"], out["n_splits"], round(out["test_acc"]["mean"], 2)
+        (4, 2, 80.5)
+        >>> [round(p["test_acc_mean"], 2) for p in out["per_split"]]
+        [80.0, 81.0]
+    """
+    if not rows:
+        raise ValueError("no runs to summarize")
+    checked = _check_rows(rows)
+    test = [100.0 * _accuracy(r, "test_acc", f"run {_label(r)}") for r in checked]
+    val = [100.0 * _accuracy(r, "val_acc", f"run {_label(r)}") for r in checked]
+    epochs = np.asarray([_finite(r, "epochs", f"run {_label(r)}") for r in checked])
+    seconds = np.asarray([_finite(r, "seconds", f"run {_label(r)}") for r in checked])
+
+    splits: dict[int, list[int]] = {}
+    for i, row in enumerate(checked):
+        splits.setdefault(int(row["split"]), []).append(i)
+    per_split = []
+    for split in sorted(splits):
+        idx = splits[split]
+        seeds = {checked[i]["split_seed"] for i in idx}
+        if len(seeds) > 1:
+            logger.warning("split %d has several split seeds: %s", split, seeds)
+        per_split.append(
+            {
+                "split": split,
+                "split_seed": checked[idx[0]]["split_seed"],
+                "n": len(idx),
+                "test_acc_mean": float(np.mean([test[i] for i in idx])),
+            }
+        )
+    return {
+        "n_runs": len(checked),
+        "n_splits": len(splits),
+        "test_acc": summarize(test).to_dict(),
+        "val_acc": summarize(val).to_dict(),
+        "epochs": {
+            "mean": float(np.mean(epochs)),
+            "median": float(np.median(epochs)),
+            "min": int(np.min(epochs)),
+            "max": int(np.max(epochs)),
+        },
+        "seconds": {"total": float(np.sum(seconds)), "mean": float(np.mean(seconds))},
+        "per_split": per_split,
+    }
+
+
+def _label(row: Mapping[str, Any]) -> str:
+    return f"split {row.get('split')} init {row.get('init')}"
