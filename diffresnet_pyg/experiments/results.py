@@ -49,6 +49,7 @@ __all__ = [
     "SUMMARY_MD",
     "SWEEP_FILE",
     "ResultsFolderError",
+    "RunKey",
     "append_rows",
     "claim_config_folder",
     "claim_folder",
