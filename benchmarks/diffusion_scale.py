@@ -66,7 +66,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import ctypes
 import gc
 import inspect
 import json
@@ -90,6 +89,7 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import to_torch_csr_tensor
 
 from diffresnet_pyg.nn import DiffusionConv
+from diffresnet_pyg.profiling import peak_rss, read_status, reset_peak_rss
 from diffresnet_pyg.synthetic import sparse_stochastic_blockmodel_graph
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,7 +113,8 @@ def log(message: str) -> None:
 class MemoryProbe:
     """Time and peak extra memory of calls on one device.
 
-    CPU: the resident-set high-water mark of the process is reset (``echo 5 >
+    CPU: :func:`diffresnet_pyg.profiling.peak_rss`: the resident-set
+    high-water mark of the process is reset (``echo 5 >
     /proc/self/clear_refs``) after a garbage collection and ``malloc_trim``
     (so freed heap pages are returned and cannot hide new allocations), and the
     peak is ``VmHWM`` after the call minus ``VmRSS`` before it. CUDA: the
@@ -130,60 +131,38 @@ class MemoryProbe:
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.cpu_ok = False
-        self._trim: Callable[[int], int] | None = None
         if device.type == "cpu":
-            try:
-                libc = ctypes.CDLL("libc.so.6")
-                self._trim = libc.malloc_trim
-            except OSError:
-                self._trim = None
-            try:
-                self._reset_hwm()
-                self._status_bytes("VmHWM")
-                self.cpu_ok = True
-            except OSError:
+            self.cpu_ok = reset_peak_rss() and read_status("VmHWM") is not None
+            if not self.cpu_ok:
                 log("peak memory: /proc/self/clear_refs unavailable, not measured")
-
-    @staticmethod
-    def _reset_hwm() -> None:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-
-    @staticmethod
-    def _status_bytes(field: str) -> int:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-        raise OSError(f"{field} not in /proc/self/status")
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def run(self, fn: Callable[[], object]) -> tuple[object, float, float]:
-        """``(result, seconds, peak extra bytes)`` of ``fn()`` (NaN if unknown)."""
-        gc.collect()  # cheap after gc.freeze() in main
-        if self.device.type == "cuda":
-            self._sync()
-            torch.cuda.reset_peak_memory_stats(self.device)
-            base = torch.cuda.memory_allocated(self.device)
-        elif self.cpu_ok:
-            if self._trim is not None:
-                self._trim(0)
-            base = self._status_bytes("VmRSS")
-            self._reset_hwm()
+    def _timed(self, fn: Callable[[], object]) -> tuple[object, float]:
         start = time.perf_counter()
         out = fn()
         self._sync()
-        seconds = time.perf_counter() - start
+        return out, time.perf_counter() - start
+
+    def run(self, fn: Callable[[], object]) -> tuple[object, float, float]:
+        """``(result, seconds, peak extra bytes)`` of ``fn()`` (NaN if unknown)."""
         if self.device.type == "cuda":
+            gc.collect()  # cheap after gc.freeze() in main
+            self._sync()
+            torch.cuda.reset_peak_memory_stats(self.device)
+            base = torch.cuda.memory_allocated(self.device)
+            out, seconds = self._timed(fn)
             peak = float(torch.cuda.max_memory_allocated(self.device) - base)
-        elif self.cpu_ok:
-            peak = float(self._status_bytes("VmHWM") - base)
-        else:
-            peak = math.nan
-        return out, seconds, peak
+            return out, seconds, peak
+        if not self.cpu_ok:
+            gc.collect()
+            out, seconds = self._timed(fn)
+            return out, seconds, math.nan
+        with peak_rss(fallback=False, release=True) as memory:
+            out, seconds = self._timed(fn)
+        return out, seconds, memory.extra_bytes
 
     def calibrate(self, num_bytes: int) -> float:
         """Measured peak of allocating and filling ``num_bytes`` (a sanity check)."""

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from diffresnet_pyg.data import load_dataset, protocol_split
+from diffresnet_pyg.evaluate import Evaluator
 from diffresnet_pyg.nn import DiffResNet
 
 
@@ -73,6 +74,9 @@ def authors_operators(edge_index: torch.Tensor, n: int):
     return to_torch(adj), to_torch(diagonal)
 
 
+ACCURACY = Evaluator("acc")
+
+
 def epoch(model, optimizer, x, graph, y, train_idx, val_idx):
     """One epoch of the protocol: a train step, then validation loss/accuracy."""
     model.train()
@@ -84,7 +88,7 @@ def epoch(model, optimizer, x, graph, y, train_idx, val_idx):
     with torch.no_grad():
         out = model(x, graph)[val_idx]
         val_loss = F.cross_entropy(out, y[val_idx]).item()
-        val_acc = (out.argmax(1) == y[val_idx]).float().mean().item()
+        val_acc = ACCURACY.eval({"y_true": y[val_idx], "y_pred": out})["acc"]
     return val_loss, val_acc
 
 

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.optim.lr_scheduler import MultiStepLR
 
+from diffresnet_pyg.evaluate import Evaluator
 from diffresnet_pyg.fewshot.methods import (
     EpisodeNetConfig,
     init_episode_nets,
@@ -224,9 +225,16 @@ def main() -> None:
 
     rate_loop = args.episodes / seconds_loop
     rate_batched = args.episodes / seconds_batched
-    same = (one_by_one.argmax(-1) == batched.argmax(-1)).double().mean()
-    acc_loop = (one_by_one.argmax(-1) == query_labels).double().mean()
-    acc_batched = (batched.argmax(-1) == query_labels).double().mean()
+    evaluator = Evaluator("acc")
+
+    def accuracy(y_true: Tensor, scores: Tensor) -> float:
+        """Accuracy over all queries of all episodes."""
+        inputs = {"y_true": y_true.flatten(), "y_pred": scores.flatten(0, 1)}
+        return evaluator.eval(inputs)["acc"]
+
+    same = accuracy(batched.argmax(-1), one_by_one)
+    acc_loop = accuracy(query_labels, one_by_one)
+    acc_batched = accuracy(query_labels, batched)
     print(f"{'':12s} {'seconds':>9s} {'episodes/s':>11s} {'accuracy':>9s}")
     print(
         f"{'one by one':12s} {seconds_loop:9.2f} {rate_loop:11.2f} "

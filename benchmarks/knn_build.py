@@ -50,7 +50,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -119,26 +118,6 @@ def feature_matrix(images: np.ndarray, name: str) -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 
-def _status_kib(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as clear:
-            clear.write("5")
-    except OSError:
-        return False
-    return True
-
-
 def measure_build(spec: dict[str, Any]) -> dict[str, Any]:
     """Build one graph as ``spec`` says; save the ``[N, k]`` neighbours.
 
@@ -151,6 +130,7 @@ def measure_build(spec: dict[str, Any]) -> dict[str, Any]:
 
         faiss.omp_set_num_threads(threads)
     from diffresnet_pyg.nn.knn import knn_graph
+    from diffresnet_pyg.profiling import peak_rss, reset_peak_rss
 
     x = torch.from_numpy(np.load(spec["features"]))
     k, chunk = spec["k"], spec["chunk_size"]
@@ -159,24 +139,16 @@ def measure_build(spec: dict[str, Any]) -> dict[str, Any]:
         return knn_graph(points, k, chunk_size=chunk, backend=spec["backend"])
 
     build(x[:100])  # warm-up: lazy library state, thread pools
-    if _reset_peak():
-        method = "VmHWM - VmRSS (peak reset via /proc/self/clear_refs)"
-        before = _status_kib("VmRSS")
-    elif spec["in_process"]:
+    if spec["in_process"] and not reset_peak_rss():
         raise RuntimeError(
             "--isolation none needs a writable /proc/self/clear_refs (Linux) to "
             "reset the peak memory; use --isolation process"
         )
-    else:
-        method = "ru_maxrss after - ru_maxrss before"
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.perf_counter()
-    edge_index = build(x)
-    seconds = time.perf_counter() - start
-    if method.startswith("VmHWM"):
-        after = _status_kib("VmHWM")
-    else:
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with peak_rss() as memory:
+        start = time.perf_counter()
+        edge_index = build(x)
+        seconds = time.perf_counter() - start
+    method = memory.method
     if edge_index.size(1) != x.size(0) * k:
         raise RuntimeError(
             f"backend {spec['backend']!r} returned {edge_index.size(1)} edges, "
@@ -191,7 +163,7 @@ def measure_build(spec: dict[str, Any]) -> dict[str, Any]:
         method += ", in the benchmark's own process"
     return {
         "seconds": seconds,
-        "peak_extra_mib": (after - before) / 1024,
+        "peak_extra_mib": memory.extra_mib,
         "memory_method": method,
         "threads": torch.get_num_threads(),
     }

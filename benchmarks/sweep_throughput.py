@@ -46,6 +46,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from diffresnet_pyg.experiments.executors import available_cpus  # noqa: E402
+from diffresnet_pyg.experiments.results import RUNS_FILE, read_rows  # noqa: E402
 from diffresnet_pyg.experiments.runner import run_experiment  # noqa: E402
 from diffresnet_pyg.experiments.schema import load_config  # noqa: E402
 
@@ -95,7 +96,7 @@ def run_study(args: argparse.Namespace, executor: dict, output: Path) -> tuple:
     start = time.perf_counter()
     run_experiment(config, progress=False)
     seconds = time.perf_counter() - start
-    found = [json.loads(line) for line in (output / "runs.jsonl").open()]
+    found = read_rows(output / RUNS_FILE)
     work = sum(row["batch_seconds"] for row in found)  # one run per chunk
     return seconds, work, sorted(tuple(row[k] for k in RESULT_KEYS) for row in found)
 

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from diffresnet_pyg.data import load_dataset, protocol_splits
+from diffresnet_pyg.evaluate import Evaluator
 from diffresnet_pyg.nn import DiffResNet
 
 
@@ -41,6 +42,7 @@ def run(data, x, split, init_seed: int, args) -> dict:
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=5e-4)
     y, train, val = data.y, split.train_idx, split.val_idx
+    evaluator = Evaluator("acc")
     best_loss, best_acc, patience, best_state = math.inf, 0.0, 0, None
     start, epochs = time.perf_counter(), 0
     bar = tqdm(total=args.max_epochs, desc=f"split {split.index + 1}", leave=False)
@@ -55,7 +57,7 @@ def run(data, x, split, init_seed: int, args) -> dict:
         with torch.no_grad():
             out = model(x, data.edge_index)[val]
         val_loss = F.cross_entropy(out, y[val]).item()
-        val_acc = (out.argmax(1) == y[val]).double().mean().item()
+        val_acc = evaluator.eval({"y_true": y[val], "y_pred": out})["acc"]
         if val_loss <= best_loss or val_acc >= best_acc:
             best_loss, best_acc = min(val_loss, best_loss), max(val_acc, best_acc)
             patience, best_state = 0, copy.deepcopy(model.state_dict())
@@ -69,7 +71,8 @@ def run(data, x, split, init_seed: int, args) -> dict:
     model.eval()
     with torch.no_grad():
         pred = model(x, data.edge_index).argmax(1)
-    test_acc = (pred[split.test_idx] == y[split.test_idx]).double().mean().item()
+    test = split.test_idx
+    test_acc = evaluator.eval({"y_true": y[test], "y_pred": pred[test]})["acc"]
     return {
         "epochs": epochs,
         "test_acc": test_acc,

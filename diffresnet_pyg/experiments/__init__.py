@@ -9,6 +9,8 @@
   config or sweep, one row per run, resumable;
 * :mod:`~diffresnet_pyg.experiments.executors`: where the chunks of runs
   train (this process, a pool of local processes, or a Ray cluster);
+* :mod:`~diffresnet_pyg.experiments.results`: the files of a results folder
+  (claimed per config, written atomically, rows appended durably);
 * :mod:`~diffresnet_pyg.experiments.report`: summaries, Markdown tables and
   plots computed from the rows.
 

@@ -30,6 +30,7 @@ import yaml
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from diffresnet_pyg.evaluate import Evaluator
 from diffresnet_pyg.experiments.fewshot_config import (
     FewShotConfig,
     MethodConfig,
@@ -42,10 +43,15 @@ from diffresnet_pyg.experiments.fewshot_features import (
     official_run_features,
     prepare_features,
 )
-from diffresnet_pyg.experiments.runner import (
-    ResultsFolderError,
-    _append_rows,
-    _write_atomic,
+from diffresnet_pyg.experiments.results import (
+    CONFIG_FILE,
+    EPISODES_FILE,
+    SUMMARY_JSON,
+    SUMMARY_MD,
+    append_rows,
+    claim_config_folder,
+    load_rows,
+    write_atomic,
 )
 from diffresnet_pyg.fewshot.episodes import Episodes, sample_episodes
 from diffresnet_pyg.fewshot.methods import (
@@ -67,11 +73,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.yaml"
-EPISODES_FILE = "episodes.jsonl"
-SUMMARY_JSON = "summary.json"
-SUMMARY_MD = "summary.md"
 SWEEP_PNG = "sweep.png"
+
+_ACCURACY = Evaluator("acc")
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -148,7 +152,8 @@ def score_methods(
             seeds,
         )
         seconds = time.perf_counter() - start
-        acc = (scores.argmax(dim=-1) == episodes.query_labels).double().mean(dim=-1)
+        labels = episodes.query_labels
+        acc = _ACCURACY.eval_batch({"y_true": labels, "y_pred": scores})["acc"]
         on_method(method, acc * 100, seconds)
 
 
@@ -162,47 +167,15 @@ def _fingerprint(config: FewShotConfig) -> dict[str, Any]:
     return data
 
 
-def _claim(folder: Path, config: FewShotConfig) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / CONFIG_FILE
-    if path.exists():
-        try:
-            old = fewshot_config_from_dict(yaml.safe_load(path.read_text()))
-        except Exception as exc:  # noqa: BLE001 - any unreadable config refuses
-            raise ResultsFolderError(
-                f"{folder} holds a config.yaml that cannot be read ({exc}); "
-                "choose another output folder or remove it"
-            ) from exc
-        old_d, new_d = _fingerprint(old), _fingerprint(config)
-        if old_d != new_d:
-            diff = [
-                f"{key}: {old_d.get(key)!r} -> {value!r}"
-                for key, value in new_d.items()
-                if old_d.get(key) != value
-            ]
-            raise ResultsFolderError(
-                f"{folder} holds results of a different config ("
-                + "; ".join(diff)
-                + "). Use another output folder, or delete this one to start over"
-            )
-    _write_atomic(path, yaml.safe_dump(fewshot_config_to_dict(config), sort_keys=False))
-
-
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows already written; a truncated last line is dropped from the file."""
-    if not path.exists():
-        return []
-    rows, good = [], []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-            good.append(line)
-        except json.JSONDecodeError:
-            break
-    text = "".join(line + "\n" for line in good)
-    if path.read_text(encoding="utf-8") != text:
-        _write_atomic(path, text)
-    return rows
+def _differences(old: FewShotConfig, new: FewShotConfig) -> str | None:
+    old_d, new_d = _fingerprint(old), _fingerprint(new)
+    if old_d == new_d:
+        return None
+    return "; ".join(
+        f"{key}: {old_d.get(key)!r} -> {value!r}"
+        for key, value in new_d.items()
+        if old_d.get(key) != value
+    )
 
 
 def _official_episodes(
@@ -230,12 +203,18 @@ def run_fewshot(config: FewShotConfig, *, progress: bool = True) -> dict[str, An
         ResultsFolderError: If the output folder holds another config.
     """
     folder = Path(config.output)
-    _claim(folder, config)
+    claim_config_folder(
+        folder,
+        config,
+        to_dict=fewshot_config_to_dict,
+        from_dict=fewshot_config_from_dict,
+        differences=_differences,
+    )
     for name in (SUMMARY_JSON, SUMMARY_MD):
         (folder / name).unlink(missing_ok=True)
     rows_path = folder / EPISODES_FILE
     done: dict[str, set[int]] = {}
-    for row in _read_rows(rows_path):
+    for row in load_rows(rows_path):
         done.setdefault(row["method"], set()).add(int(row["episode"]))
     methods = expand_methods(config)
     ep = config.episodes
@@ -311,7 +290,7 @@ def run_fewshot(config: FewShotConfig, *, progress: bool = True) -> dict[str, An
                 for i, a in zip(chunk, acc.tolist(), strict=True)
                 if i not in have
             ]
-            _append_rows(rows_path, rows)
+            append_rows(rows_path, rows)
             have.update(r["episode"] for r in rows)
             bar.update(len(rows))
 
@@ -363,7 +342,7 @@ def summarize_fewshot(folder: str | os.PathLike[str]) -> dict[str, Any]:
         yaml.safe_load((folder / CONFIG_FILE).read_text(encoding="utf-8"))
     )
     methods = expand_methods(config)
-    rows = _read_rows(folder / EPISODES_FILE)
+    rows = load_rows(folder / EPISODES_FILE)
     by_method: dict[str, dict[int, Mapping[str, Any]]] = {}
     for row in rows:
         by_method.setdefault(row["method"], {})[int(row["episode"])] = row
@@ -396,8 +375,8 @@ def summarize_fewshot(folder: str | os.PathLike[str]) -> dict[str, Any]:
         "methods": results,
         "sweep": fewshot_config_to_dict(config)["sweep"],
     }
-    _write_atomic(folder / SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
-    _write_atomic(folder / SUMMARY_MD, fewshot_markdown(summary))
+    write_atomic(folder / SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
+    write_atomic(folder / SUMMARY_MD, fewshot_markdown(summary))
     if config.sweep is not None:
         plot_fewshot_sweep(summary, folder / SWEEP_PNG)
     return summary

@@ -9,6 +9,7 @@ A results folder holds:
   there (deleted when a run starts, so a summary never describes a partial
   folder).
 
+The files are written through :mod:`~diffresnet_pyg.experiments.results`.
 Rerunning the same config resumes: runs already in ``runs.jsonl`` are skipped,
 and none is ever written twice. A folder written for a different config is
 refused. Growing ``split.num_splits`` or ``split.num_inits`` keeps the rows
@@ -58,9 +59,20 @@ from diffresnet_pyg.experiments.executors import (
 )
 from diffresnet_pyg.experiments.models import build_members, first_layer_weights
 from diffresnet_pyg.experiments.report import (
-    read_rows,
     report_directory,
     write_summary,
+)
+from diffresnet_pyg.experiments.results import (
+    CONFIG_FILE,
+    RUNS_FILE,
+    SUMMARY_FILES,
+    SWEEP_FILE,
+    ResultsFolderError,
+    append_rows,
+    claim_folder,
+    load_rows,
+    make_row,
+    write_atomic,
 )
 from diffresnet_pyg.experiments.schema import (
     ExecutorConfig,
@@ -68,7 +80,6 @@ from diffresnet_pyg.experiments.schema import (
     config_from_dict,
     config_to_dict,
     expand_sweep,
-    fingerprint,
 )
 from diffresnet_pyg.experiments.training import (
     MemberResult,
@@ -80,6 +91,9 @@ __all__ = [
     "ChunkTask",
     "ResultsFolderError",
     "RunSpec",
+    "claim_folder",
+    "fit_chunk",
+    "input_features",
     "plan_runs",
     "run_chunk",
     "run_experiment",
@@ -88,15 +102,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-CONFIG_FILE = "config.yaml"
-RUNS_FILE = "runs.jsonl"
-SWEEP_FILE = "sweep.yaml"
-SUMMARY_FILES = ("summary.json", "summary.md")
-
-
-class ResultsFolderError(RuntimeError):
-    """A results folder that cannot be used for this config."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,88 +174,25 @@ def plan_runs(config: ExperimentConfig, data: Data) -> list[RunSpec]:
     return runs
 
 
-def _protocol_free(config: ExperimentConfig) -> str:
-    """Fingerprint that ignores how many splits and inits are drawn."""
-    split = dataclasses.replace(config.split, num_splits=1, num_inits=1)
-    return fingerprint(dataclasses.replace(config, split=split))
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def claim_folder(folder: Path, config: ExperimentConfig) -> None:
-    """Create ``folder`` for ``config`` or check that it was made for it.
-
-    Raises:
-        ResultsFolderError: If the folder's ``config.yaml`` describes a
-            different experiment (anything but where the files are, the
-            number of splits/inits, the batch size and the device).
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / CONFIG_FILE
-    if path.exists():
-        try:
-            old = config_from_dict(yaml.safe_load(path.read_text(encoding="utf-8")))
-        except Exception as exc:  # noqa: BLE001 - any unreadable config refuses
-            raise ResultsFolderError(
-                f"{folder} holds a config.yaml that cannot be read ({exc}); "
-                "choose another output folder or remove it"
-            ) from exc
-        if _protocol_free(old) != _protocol_free(config):
-            old_d, new_d = config_to_dict(old), config_to_dict(config)
-            diff = [
-                f"{section}.{key}: {old_d[section].get(key)!r} -> {value!r}"
-                for section in ("dataset", "split", "model", "train")
-                if isinstance(new_d.get(section), dict)
-                for key, value in new_d[section].items()
-                if old_d.get(section, {}).get(key) != value
-            ]
-            raise ResultsFolderError(
-                f"{folder} holds results of a different config ("
-                + ("; ".join(diff) or "sweep or model differs")
-                + "). Use another output folder, or delete this one to start over"
-            )
-    text = yaml.safe_dump(config_to_dict(config), sort_keys=False)
-    _write_atomic(path, text)
-
-
-def _load_done(folder: Path) -> list[dict[str, Any]]:
-    """Rows already written; a truncated last row is dropped from the file."""
-    path = folder / RUNS_FILE
-    if not path.exists():
-        return []
-    rows = read_rows(path)
-    text = "".join(json.dumps(row) + "\n" for row in rows)
-    if path.read_text(encoding="utf-8") != text:
-        _write_atomic(path, text)
-    return rows
-
-
-def _append_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    """Append JSON rows to ``path`` and make them durable (fsync)."""
-    with open(path, "a", encoding="utf-8") as f:
-        f.write("".join(json.dumps(row) + "\n" for row in rows))
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def _chunks(items: Sequence[RunSpec], size: int) -> Iterator[list[RunSpec]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
 
 
-def _features(config: ExperimentConfig, data: Data, batched: bool) -> Tensor:
-    """Sparse CSR features where the model takes them, else dense."""
+def input_features(config: ExperimentConfig, data: Data, *, batched: bool) -> Tensor:
+    """The feature matrix the model of ``config`` is given (on ``data``'s device).
+
+    Sparse CSR where the model takes it and ``train.sparse_features`` is on,
+    else dense. ``batched``: whether the runs are trained as a batched model
+    (more than one run per chunk).
+    """
     takes_sparse = config.model.spec.takes_sparse(batched)
     if config.train.sparse_features and takes_sparse:
         return data.x.to_sparse_csr()
     return data.x
 
 
-def _fit(
+def fit_chunk(
     config: ExperimentConfig,
     model: torch.nn.Module,
     x: Tensor,
@@ -262,6 +204,11 @@ def _fit(
     on_finish: Callable[[int, MemberResult], None],
 ) -> None:
     """Train the members of one chunk of runs (on ``x``'s device) as configured.
+
+    ``model`` holds one member per run of ``chunk`` (in order); ``x`` comes
+    from :func:`input_features`. ``on_finish(member, result)`` is called as
+    each member finishes, ``on_epoch(epoch, active_members)`` (if given)
+    after every epoch.
 
     With ``train.batching.method`` other than ``"full"``: mini-batch training
     (:mod:`~diffresnet_pyg.experiments.minibatch`; diffusion operators cached
@@ -389,7 +336,7 @@ def _inputs(
     layout = f"{config.model.name} sparse={config.train.sparse_features} {batched}"
     x = _cached(
         ("x", dataset, layout, where),
-        lambda: _features(config, data, batched).to(device),
+        lambda: input_features(config, data, batched=batched).to(device),
     )
     edge_index, y = _cached(
         ("graph", dataset, where),
@@ -459,28 +406,19 @@ def run_chunk(
     started = time.perf_counter()
 
     def on_finish(member: int, result: MemberResult) -> None:
-        run = chunk[member]
-        row = {
-            "dataset": config.dataset.name,
-            "model": config.model.name,
-            "split": run.split,
-            "split_seed": run.split_seed,
-            "init": run.init,
-            "init_seed": run.init_seed,
-            "epochs": result.epochs,
-            "best_epoch": result.best_epoch,
-            "val_acc": result.val_acc,
-            "val_loss": result.val_loss,
-            "test_acc": result.test_acc,
-            "seconds": result.train_seconds,
-            "batch_members": len(chunk),
-            "batch_seconds": time.perf_counter() - started,
-        }
+        row = make_row(
+            config.dataset.name,
+            config.model.name,
+            chunk[member],
+            result,
+            batch_members=len(chunk),
+            batch_seconds=time.perf_counter() - started,
+        )
         rows.append(row)
         if on_row is not None:
             on_row(row)
 
-    _fit(
+    fit_chunk(
         config,
         model,
         x,
@@ -527,7 +465,7 @@ def _prepare(config: ExperimentConfig, point: int) -> tuple[_Point, list[ChunkTa
     folder = Path(config.output)
     for name in SUMMARY_FILES:
         (folder / name).unlink(missing_ok=True)
-    done = {(int(r["split"]), int(r["init"])) for r in _load_done(folder)}
+    done = {(int(r["split"]), int(r["init"])) for r in load_rows(folder / RUNS_FILE)}
     root = str(resolve_root(config.dataset.root).resolve())
     work = dataclasses.replace(
         config, dataset=dataclasses.replace(config.dataset, root=root)
@@ -560,7 +498,7 @@ def _train_here(
         bar.set_description(point.label)
 
         def on_row(row: dict[str, Any]) -> None:
-            _append_rows(point.folder / RUNS_FILE, [row])
+            append_rows(point.folder / RUNS_FILE, [row])
             bar.update()
 
         def on_epoch(epoch: int, active: int) -> None:
@@ -616,7 +554,7 @@ def _execute(
         for chunk, rows in results:
             point = points[chunk.point]
             if not local:
-                _append_rows(point.folder / RUNS_FILE, rows)
+                append_rows(point.folder / RUNS_FILE, rows)
                 bar.update(len(rows))
             finish(point, len(rows))
     finally:
@@ -676,7 +614,7 @@ def run_sweep(config: ExperimentConfig, *, progress: bool = True) -> list[Path]:
     folder = Path(config.output)
     folder.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(config_to_dict(config), sort_keys=False)
-    _write_atomic(folder / CONFIG_FILE, text)
+    write_atomic(folder / CONFIG_FILE, text)
     methods: dict[str, dict[str, Any]] = {}
     for label, value, point in points:
         method = next(m for m in config.sweep.methods if m.label == label)
@@ -686,7 +624,7 @@ def run_sweep(config: ExperimentConfig, *, progress: bool = True) -> list[Path]:
         entry["values"].append(value)
         entry["dir"].append(os.path.relpath(point.output, folder))
     sweep = {"axis": config.sweep.axis, "methods": list(methods.values())}
-    _write_atomic(folder / SWEEP_FILE, yaml.safe_dump(sweep, sort_keys=False))
+    write_atomic(folder / SWEEP_FILE, yaml.safe_dump(sweep, sort_keys=False))
     named = [
         dataclasses.replace(point, name=f"{label} {config.sweep.axis}={value}")
         for label, value, point in points

@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Module, Parameter
 
+from diffresnet_pyg.evaluate import Evaluator
+
 __all__ = [
     "EARLY_STOPPING_RULES",
     "OPTIMIZERS",
@@ -49,6 +51,8 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adamax": torch.optim.Adamax,
     "sgd": torch.optim.SGD,
 }
+
+_ACCURACY = Evaluator("acc")
 
 
 class EarlyStopping:
@@ -211,7 +215,7 @@ def _scores(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """Per-member mean cross-entropy and accuracy of ``[B, K, C]`` logits."""
     b, k, c = logits.shape
     loss = F.cross_entropy(logits.reshape(b * k, c), y.reshape(b * k), reduction="none")
-    acc = (logits.argmax(-1) == y).double().mean(1)
+    acc = _ACCURACY.eval_batch({"y_true": y, "y_pred": logits})["acc"]
     return loss.view(b, k).mean(1), acc
 
 

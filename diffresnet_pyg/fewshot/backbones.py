@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from diffresnet_pyg.evaluate import Evaluator
+
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -363,6 +365,7 @@ def train_backbone(
         disable=not progress,
         dynamic_ncols=True,
     )
+    evaluator = Evaluator("num_correct")
     model.train()
     for epoch in range(epochs):
         order = torch.randperm(num, generator=generator)
@@ -382,7 +385,8 @@ def train_backbone(
             loss.backward()
             optimizer.step()
             loss_sum += loss.item() * y.numel()
-            correct += int((logits.argmax(dim=1) == y).sum())
+            scores = {"y_true": y, "y_pred": logits.detach()}
+            correct += evaluator.eval(scores)["num_correct"]
             seen += y.numel()
         mean_loss, accuracy = loss_sum / seen, correct / seen
         bar.set_postfix(epoch=epoch, loss=f"{mean_loss:.3f}", acc=f"{accuracy:.3f}")

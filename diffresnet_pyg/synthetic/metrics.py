@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from diffresnet_pyg.evaluate import Evaluator
+
 __all__ = [
     "cluster_diameters",
     "cluster_geometry",
@@ -311,7 +313,7 @@ def linear_separability(
         optimizer.step(closure)
     with torch.no_grad():
         pred = (feats @ weight + bias).argmax(dim=1)
-    return float((pred == y).double().mean())
+    return Evaluator("acc").eval({"y_true": y, "y_pred": pred})["acc"]
 
 
 def is_linearly_separable(x: Tensor, y: Tensor, *, margin_tol: float = 1e-9) -> bool:

@@ -52,6 +52,7 @@ from torch import Tensor
 from torch.nn import Linear, Module
 from tqdm.auto import tqdm
 
+from diffresnet_pyg.evaluate import Evaluator
 from diffresnet_pyg.synthetic.datasets import (
     SyntheticData,
     make_two_circles,
@@ -528,12 +529,14 @@ def train_synthetic_net(
     weight = edge_weight.to(dtype)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, weight_decay=weight_decay)
     accuracy, losses = [], []
+    evaluator = Evaluator("acc")
     bar = tqdm(range(num_epochs + 1), disable=not progress, desc="SGD", leave=False)
     for epoch in bar:
         with torch.set_grad_enabled(epoch < num_epochs):
             logits, features = model(x, edge_index, weight)
             loss = F.cross_entropy(logits, data.y)
-        accuracy.append(float((logits.argmax(dim=1) == data.y).double().mean()))
+        scores = {"y_true": data.y, "y_pred": logits.detach()}
+        accuracy.append(evaluator.eval(scores)["acc"])
         losses.append(float(loss.detach()))
         if epoch < num_epochs:
             optimizer.zero_grad()

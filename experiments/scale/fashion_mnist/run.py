@@ -44,8 +44,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import resource
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -61,8 +59,19 @@ from torch_geometric.nn import MLP
 from torch_geometric.nn.models import GCN, LabelPropagation
 from torch_geometric.utils import to_torch_csr_tensor, to_undirected
 
+from diffresnet_pyg.evaluate import Evaluator
+from diffresnet_pyg.experiments.results import (
+    RUNS_FILE,
+    SUMMARY_JSON,
+    SUMMARY_MD,
+    append_rows,
+    load_rows,
+    read_rows,
+    write_atomic,
+)
 from diffresnet_pyg.fewshot.images import load_fashion_mnist
 from diffresnet_pyg.nn import DiffResNet, knn_graph
+from diffresnet_pyg.profiling import peak_rss
 
 logger = logging.getLogger("fashion_mnist_scale")
 
@@ -126,21 +135,6 @@ def pca_projection(x: Tensor, dim: int) -> Tensor:
     return (centred @ axes).float()
 
 
-def _peak_reset() -> int:
-    """Reset the peak RSS if Linux allows it; return the baseline in KiB."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear:
-            clear.write("5")
-        with open("/proc/self/status") as status:
-            return next(int(line.split()[1]) for line in status if "VmRSS" in line)
-    except (OSError, StopIteration):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def _peak() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
 def load_data(quick: bool) -> tuple[Tensor, Tensor, Tensor]:
     """Images ``[N, 784]`` (train then test), labels, and the test mask."""
     train_x, train_y = load_fashion_mnist(train=True)
@@ -161,11 +155,11 @@ def build_graph(z: Tensor, k: int) -> tuple[Tensor, Tensor, dict[str, Any]]:
     Returns the edges (image indices), the node order ``perm`` (node ``i`` is
     image ``perm[i]``) and the build statistics.
     """
-    base = _peak_reset()
-    start = time.perf_counter()
-    directed = knn_graph(z, k, backend="torch")
-    knn_seconds = time.perf_counter() - start
-    knn_mib = (_peak() - base) / 1024
+    with peak_rss() as memory:
+        start = time.perf_counter()
+        directed = knn_graph(z, k, backend="torch")
+        knn_seconds = time.perf_counter() - start
+    knn_mib = memory.extra_mib
     start = time.perf_counter()
     edge_index = to_undirected(directed, num_nodes=z.size(0))
     num = z.size(0)
@@ -313,13 +307,6 @@ def run_one(
 # ---------------------------------------------------------------------------
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """The rows of a JSON-lines file (none if it does not exist)."""
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
-
-
 def paired_table(rows: list[dict[str, Any]], per_classes: list[int]) -> list[str]:
     """Markdown rows: per-draw differences of each method to Diff-ResNet.
 
@@ -385,7 +372,7 @@ def summarize(rows: list[dict[str, Any]], output: Path) -> None:
                 "seconds_mean": float(sec.mean()),
             }
         )
-    (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_atomic(output / SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
 
     per_classes = sorted({s["labels_per_class"] for s in summary})
     cells = {(s["method"], s["labels_per_class"]): s for s in summary}
@@ -417,7 +404,7 @@ def summarize(rows: list[dict[str, Any]], output: Path) -> None:
         "of the method minus Diff-ResNet's on the same labelled nodes, mean +- "
         "population std, and in how many draws the method scored higher."
     )
-    (output / "summary.md").write_text("\n".join(lines) + "\n")
+    write_atomic(output / SUMMARY_MD, "\n".join(lines) + "\n")
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for method, label in zip(METHODS, LABELS, strict=True):
@@ -471,9 +458,9 @@ def main() -> None:
         parser.error("--labels, --seeds and --threads must be >= 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.report_only:
-        rows = read_rows(args.output / "runs.jsonl")
+        rows = read_rows(args.output / RUNS_FILE)
         if not rows:
-            parser.error(f"--report-only: no rows in {args.output / 'runs.jsonl'}")
+            parser.error(f"--report-only: no rows in {args.output / RUNS_FILE}")
         summarize(rows, args.output)
         return
     torch.set_num_threads(args.threads)
@@ -500,7 +487,7 @@ def main() -> None:
                 f"{output} holds runs of another protocol (differs in {changed}); "
                 "use another --output"
             )
-    config_path.write_text(json.dumps(config, indent=2) + "\n")
+    write_atomic(config_path, json.dumps(config, indent=2) + "\n")
 
     images, y_img, is_test_img = load_data(args.quick)
     start = time.perf_counter()
@@ -511,7 +498,7 @@ def main() -> None:
     homophily = (y_img[edges_img[0]] == y_img[edges_img[1]]).float().mean()
     stats["edge_homophily"] = float(homophily)
     logger.info("graph: %s", stats)
-    (output / "graph.json").write_text(json.dumps(stats, indent=2) + "\n")
+    write_atomic(output / "graph.json", json.dumps(stats, indent=2) + "\n")
 
     # node i is image perm[i]
     node_of = torch.empty_like(perm)
@@ -521,10 +508,11 @@ def main() -> None:
     test_nodes = is_test.nonzero().flatten()
     y_train_img = y_img[~is_test_img].numpy()
 
-    runs_path = output / "runs.jsonl"
+    runs_path = output / RUNS_FILE
     done = {
-        (r["method"], r["labels_per_class"], r["seed"]) for r in read_rows(runs_path)
+        (r["method"], r["labels_per_class"], r["seed"]) for r in load_rows(runs_path)
     }
+    evaluator = Evaluator("acc")
     for per_class in args.labels:
         for seed in range(args.seeds):
             chosen = labelled_images(y_train_img, per_class, seed)
@@ -537,8 +525,12 @@ def main() -> None:
                     method, x, adj, y, train_idx, seed, epochs
                 )
                 seconds = time.perf_counter() - start
-                test_acc = (pred[test_nodes] == y[test_nodes]).double().mean()
-                train_acc = (pred[train_idx] == y[train_idx]).double().mean()
+                test_acc = evaluator.eval(
+                    {"y_true": y[test_nodes], "y_pred": pred[test_nodes]}
+                )["acc"]
+                train_acc = evaluator.eval(
+                    {"y_true": y[train_idx], "y_pred": pred[train_idx]}
+                )["acc"]
                 row = {
                     "method": method,
                     "labels_per_class": per_class,
@@ -553,10 +545,7 @@ def main() -> None:
                     "seconds": seconds,
                     "threads": torch.get_num_threads(),
                 }
-                with runs_path.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
-                    f.flush()
-                    os.fsync(f.fileno())
+                append_rows(runs_path, [row])
                 logger.info(
                     "%s L=%d seed=%d: test %.2f%% (%.1f s)",
                     method,

@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -61,11 +60,6 @@ CONFIGS = {
     "gcn": ROOT / "configs/coauthor_physics/gcn_minibatch.yaml",
 }
 LABELS = {"diffresnet": "Diff-ResNet", "gcn": "GCN"}
-
-
-def _status_kib(field: str) -> int:
-    text = Path("/proc/self/status").read_text()
-    return int(re.search(rf"{field}:\s+(\d+) kB", text).group(1))
 
 
 def overrides(setting: str, args: argparse.Namespace, output: Path) -> list[str]:
@@ -95,22 +89,26 @@ def worker(args: argparse.Namespace) -> None:
 
     from diffresnet_pyg.data import load_dataset
     from diffresnet_pyg.experiments.models import build_members
-    from diffresnet_pyg.experiments.report import read_rows, write_summary
-    from diffresnet_pyg.experiments.runner import (
-        _features,
-        _fit,
+    from diffresnet_pyg.experiments.report import write_summary
+    from diffresnet_pyg.experiments.results import (
+        RUNS_FILE,
+        append_rows,
         claim_folder,
-        plan_runs,
+        load_rows,
+        make_row,
+        write_atomic,
     )
+    from diffresnet_pyg.experiments.runner import fit_chunk, input_features, plan_runs
     from diffresnet_pyg.experiments.schema import load_config
+    from diffresnet_pyg.profiling import UNAVAILABLE, peak_rss, read_status
 
     torch.set_num_threads(args.threads)
     os.chdir(ROOT)
     folder = args.output / args.model / args.setting
     config = load_config(CONFIGS[args.model], overrides(args.setting, args, folder))
     claim_folder(folder, config)
-    rows_path = folder / "runs.jsonl"
-    done = read_rows(rows_path) if rows_path.exists() else []
+    rows_path = folder / RUNS_FILE
+    done = load_rows(rows_path)
     data = load_dataset(
         config.dataset.name,
         config.dataset.root,
@@ -126,57 +124,58 @@ def worker(args: argparse.Namespace) -> None:
     if not chunk:
         write_summary(folder, expected_runs=len(runs))
         return
-    x = _features(config, data, len(chunk) > 1)
+    x = input_features(config, data, batched=len(chunk) > 1)
     edge_index, y = data.edge_index, data.y
     num_features, num_classes = data.num_features, int(data.y.max()) + 1
     del data
     import gc
 
     gc.collect()
-    loaded, loading_peak = _status_kib("VmRSS"), _status_kib("VmHWM")
-    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM (and ru_maxrss)
-    model = build_members(
-        config.model, num_features, num_classes, [r.init_seed for r in chunk]
-    )
-    stamps = [time.perf_counter()]
+    loading_peak = read_status("VmHWM")
+    stamps: list[float] = []
     active: list[int] = []
-    started = stamps[0]
 
     def on_epoch(epoch: int, members: int) -> None:
         stamps.append(time.perf_counter())
         active.append(members)
 
     def on_finish(member: int, result: Any) -> None:
-        run = chunk[member]
-        row = {
-            "dataset": config.dataset.name,
-            "model": config.model.name,
-            "split": run.split,
-            "split_seed": run.split_seed,
-            "init": run.init,
-            "init_seed": run.init_seed,
-            "epochs": result.epochs,
-            "best_epoch": result.best_epoch,
-            "val_acc": result.val_acc,
-            "val_loss": result.val_loss,
-            "test_acc": result.test_acc,
-            "seconds": result.train_seconds,
-            "batch_members": len(chunk),
-            "batch_seconds": time.perf_counter() - started,
-            "epoch_seconds": [b - a for a, b in zip(stamps, stamps[1:], strict=False)],
-            "epoch_members": list(active),
-        }
-        with open(rows_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
+        row = make_row(
+            config.dataset.name,
+            config.model.name,
+            chunk[member],
+            result,
+            batch_members=len(chunk),
+            batch_seconds=time.perf_counter() - stamps[0],
+        )
+        row["epoch_seconds"] = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+        row["epoch_members"] = list(active)
+        append_rows(rows_path, [row])
 
-    _fit(config, model, x, edge_index, y, chunk, on_epoch=on_epoch, on_finish=on_finish)
+    with peak_rss(fallback=False) as training:  # resets VmHWM (and ru_maxrss)
+        if training.method == UNAVAILABLE:
+            raise SystemExit("the memory study needs Linux /proc/self/clear_refs")
+        model = build_members(
+            config.model, num_features, num_classes, [r.init_seed for r in chunk]
+        )
+        stamps.append(time.perf_counter())
+        fit_chunk(
+            config,
+            model,
+            x,
+            edge_index,
+            y,
+            chunk,
+            on_epoch=on_epoch,
+            on_finish=on_finish,
+        )
     memory = {
-        "loading_peak_rss_mib": loading_peak / 1024,
-        "rss_after_loading_mib": loaded / 1024,
-        "training_peak_rss_mib": _status_kib("VmHWM") / 1024,
+        "loading_peak_rss_mib": loading_peak / 2**20,
+        "rss_after_loading_mib": training.before / 2**20,
+        "training_peak_rss_mib": training.peak / 2**20,
         "threads": args.threads,
     }
-    (folder / "memory.json").write_text(json.dumps(memory, indent=1))
+    write_atomic(folder / "memory.json", json.dumps(memory, indent=1))
     write_summary(folder, expected_runs=len(runs))
 
 
@@ -192,7 +191,7 @@ def timing_worker(args: argparse.Namespace) -> None:
 
     from diffresnet_pyg.data import load_dataset
     from diffresnet_pyg.experiments.models import build_members
-    from diffresnet_pyg.experiments.runner import _features, _fit, plan_runs
+    from diffresnet_pyg.experiments.runner import fit_chunk, input_features, plan_runs
     from diffresnet_pyg.experiments.schema import load_config
 
     torch.set_num_threads(args.threads)
@@ -214,7 +213,7 @@ def timing_worker(args: argparse.Namespace) -> None:
         normalize_features=config.dataset.normalize_features,
     )
     chunk = plan_runs(config, data)
-    x = _features(config, data, len(chunk) > 1)
+    x = input_features(config, data, batched=len(chunk) > 1)
     times: dict[str, dict[str, list[float]]] = {
         s: {"epoch_seconds": [], "eval_seconds": []} for s in settings
     }
@@ -228,7 +227,7 @@ def timing_worker(args: argparse.Namespace) -> None:
                 [r.init_seed for r in chunk],
             )
             stamps = [time.perf_counter()]
-            _fit(
+            fit_chunk(
                 config,
                 model,
                 x,
@@ -284,6 +283,8 @@ def run_timing(model: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def run_setting(model: str, setting: str, args: argparse.Namespace) -> dict[str, Any]:
     """Run (or reuse) one setting in a fresh subprocess; its measurements."""
+    from diffresnet_pyg.experiments.results import RUNS_FILE, read_rows
+
     folder = args.output / model / setting
     measures = folder / "measures.json"
     if measures.exists():
@@ -315,11 +316,7 @@ def run_setting(model: str, setting: str, args: argparse.Namespace) -> dict[str,
     _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{model} {setting} failed")
-    rows = [
-        json.loads(line)
-        for line in (folder / "runs.jsonl").read_text().split("\n")
-        if line.strip()
-    ]
+    rows = read_rows(folder / RUNS_FILE)
     rows.sort(key=lambda row: row["init"])
     last = max(rows, key=lambda row: len(row["epoch_seconds"]))  # whole chunk
     memory = json.loads((folder / "memory.json").read_text())

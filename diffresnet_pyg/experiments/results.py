@@ -1,0 +1,387 @@
+"""The results store: the files of a results folder, written safely.
+
+A results folder holds the resolved config (:data:`CONFIG_FILE`), one JSON
+row per finished run (:data:`RUNS_FILE` for graph experiments,
+:data:`EPISODES_FILE` for few-shot ones) and, once every run is there, a
+summary (:data:`SUMMARY_JSON`, :data:`SUMMARY_MD`). This module is the one
+place that reads and writes them:
+
+* :func:`claim_folder` (:func:`claim_config_folder` for any config type)
+  creates a folder for a config, or checks that the folder was made for it
+  and refuses it otherwise (:class:`ResultsFolderError`);
+* :func:`write_atomic` replaces a file in one step (a reader sees the old or
+  the new text, never a part);
+* :func:`append_rows` appends rows and makes them durable (``fsync``) before
+  it returns, so a killed process loses at most the row being written;
+* :func:`load_rows` reads the rows to resume from and repairs the file when a
+  kill cut its last row short; :func:`read_rows` reads without writing;
+* :func:`make_row` builds the row of one (split, init) run, the format of
+  every ``runs.jsonl``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import yaml
+
+from diffresnet_pyg.experiments.schema import (
+    ExperimentConfig,
+    config_from_dict,
+    config_to_dict,
+    fingerprint,
+)
+from diffresnet_pyg.experiments.training import MemberResult
+
+__all__ = [
+    "CONFIG_FILE",
+    "EPISODES_FILE",
+    "ROW_KEYS",
+    "RUNS_FILE",
+    "SUMMARY_FILES",
+    "SUMMARY_JSON",
+    "SUMMARY_MD",
+    "SWEEP_FILE",
+    "ResultsFolderError",
+    "RunKey",
+    "append_rows",
+    "claim_config_folder",
+    "claim_folder",
+    "load_rows",
+    "make_row",
+    "read_rows",
+    "write_atomic",
+]
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+C = TypeVar("C")
+
+#: The resolved config of a results folder.
+CONFIG_FILE = "config.yaml"
+#: One JSON row per finished (split, init) run of a graph experiment.
+RUNS_FILE = "runs.jsonl"
+#: One JSON row per method and episode of a few-shot experiment.
+EPISODES_FILE = "episodes.jsonl"
+#: The sweep of a sweep folder: its axis, methods and point folders.
+SWEEP_FILE = "sweep.yaml"
+#: The summary computed from the rows, as data and as a Markdown table.
+SUMMARY_JSON = "summary.json"
+SUMMARY_MD = "summary.md"
+#: Both summary files; they are deleted before any run of a folder starts.
+SUMMARY_FILES = (SUMMARY_JSON, SUMMARY_MD)
+
+#: The keys of a run row, in the order :func:`make_row` writes them.
+ROW_KEYS = (
+    "dataset",
+    "model",
+    "split",
+    "split_seed",
+    "init",
+    "init_seed",
+    "epochs",
+    "best_epoch",
+    "val_acc",
+    "val_loss",
+    "test_acc",
+    "seconds",
+    "batch_members",
+    "batch_seconds",
+)
+
+
+class ResultsFolderError(RuntimeError):
+    """A results folder that cannot be used for this config."""
+
+
+# ---------------------------------------------------------------------------
+# Writing files
+# ---------------------------------------------------------------------------
+
+
+def write_atomic(path: PathLike, text: str) -> None:
+    """Replace ``path`` with ``text`` (UTF-8) in one step.
+
+    The text goes to ``<name>.tmp`` next to ``path``, is flushed to disk and
+    renamed over ``path`` (:func:`os.replace`), so ``path`` holds either its
+    old text or all of the new one. If writing fails, the temporary file is
+    removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def append_rows(path: PathLike, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Append ``rows`` to the JSON-lines file ``path``, durably.
+
+    All rows are written in one call, one ``json.dumps`` line each, then
+    flushed and ``fsync``-ed: when this returns, they survive a crash. A
+    process killed while writing leaves at most one truncated last line,
+    which :func:`load_rows` drops.
+    """
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("".join(json.dumps(row) + "\n" for row in rows))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+# ---------------------------------------------------------------------------
+# Reading rows
+# ---------------------------------------------------------------------------
+
+
+def _parse_rows(path: Path, text: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows of ``text`` and the lines they came from (see :func:`read_rows`)."""
+    numbered = [
+        (i + 1, line) for i, line in enumerate(text.splitlines()) if line.strip()
+    ]
+    rows: list[dict[str, Any]] = []
+    lines: list[str] = []
+    for k, (lineno, line) in enumerate(numbered):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if k == len(numbered) - 1:
+                logger.warning(
+                    "%s:%d: ignoring a truncated last line (interrupted write?): %s",
+                    path,
+                    lineno,
+                    exc,
+                )
+                break
+            raise ValueError(f"{path}:{lineno}: malformed JSON line: {exc}") from exc
+        if not isinstance(row, dict):
+            raise ValueError(
+                f"{path}:{lineno}: expected a JSON object per line "
+                f"(got {type(row).__name__})"
+            )
+        rows.append(row)
+        lines.append(line)
+    return rows, lines
+
+
+def read_rows(path: PathLike) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines results file, in file order; nothing is written.
+
+    Blank lines are skipped. A last line that is not valid JSON is taken to be
+    a write cut short by a kill: it is ignored, with a warning.
+
+    Args:
+        path (str or os.PathLike): The file (``runs.jsonl``,
+            ``episodes.jsonl``, ...).
+
+    Returns:
+        list[dict]: The rows; none when the file does not exist.
+
+    Raises:
+        ValueError: If a line other than the last is not valid JSON, or a
+            line holds JSON that is not an object. The message names the file
+            and the line.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    return _parse_rows(path, path.read_text(encoding="utf-8"))[0]
+
+
+def load_rows(path: PathLike) -> list[dict[str, Any]]:
+    """The rows to resume from; the file is repaired if a kill cut it short.
+
+    Reads like :func:`read_rows`. If the file holds anything but its valid
+    rows, one per line (a truncated last line, blank lines, a last row without
+    its newline), it is rewritten (:func:`write_atomic`) with exactly those
+    rows, each line kept as it was, so that rows appended next start on a
+    line of their own.
+
+    Returns:
+        list[dict]: The rows; none when the file does not exist.
+
+    Raises:
+        ValueError: As :func:`read_rows` (the file is then left untouched).
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    text = path.read_text(encoding="utf-8")
+    rows, lines = _parse_rows(path, text)
+    repaired = "".join(line + "\n" for line in lines)
+    if text != repaired:
+        logger.info("%s: rewriting the file with its %d complete rows", path, len(rows))
+        write_atomic(path, repaired)
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# Claiming a folder
+# ---------------------------------------------------------------------------
+
+
+def claim_config_folder(
+    folder: PathLike,
+    config: C,
+    *,
+    to_dict: Callable[[C], dict[str, Any]],
+    from_dict: Callable[[Any], C],
+    differences: Callable[[C, C], str | None],
+) -> None:
+    """Create ``folder`` for ``config`` or check that it was made for it.
+
+    The folder's :data:`CONFIG_FILE` is read with ``from_dict`` and compared
+    with ``differences(old, config)``; then ``config`` is written there
+    (``to_dict``, YAML, atomically), so the file always holds the config as
+    last run.
+
+    Args:
+        folder (str or os.PathLike): The results folder (created if missing).
+        config: The config to run.
+        to_dict (callable): The config as plain data, for ``config.yaml``.
+        from_dict (callable): Parse the plain data of a ``config.yaml``.
+        differences (callable): :obj:`None` if results of the ``old`` config
+            are results of ``config`` too; else what differs, for the message.
+
+    Raises:
+        ResultsFolderError: If the folder's ``config.yaml`` cannot be read or
+            describes a different experiment.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / CONFIG_FILE
+    if path.exists():
+        try:
+            old = from_dict(yaml.safe_load(path.read_text(encoding="utf-8")))
+        except Exception as exc:  # noqa: BLE001 - any unreadable config refuses
+            raise ResultsFolderError(
+                f"{folder} holds a config.yaml that cannot be read ({exc}); "
+                "choose another output folder or remove it"
+            ) from exc
+        diff = differences(old, config)
+        if diff is not None:
+            raise ResultsFolderError(
+                f"{folder} holds results of a different config ({diff}). "
+                "Use another output folder, or delete this one to start over"
+            )
+    write_atomic(path, yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+def _protocol_free(config: ExperimentConfig) -> str:
+    """Fingerprint that ignores how many splits and inits are drawn."""
+    split = dataclasses.replace(config.split, num_splits=1, num_inits=1)
+    return fingerprint(dataclasses.replace(config, split=split))
+
+
+def _experiment_differences(old: ExperimentConfig, new: ExperimentConfig) -> str | None:
+    if _protocol_free(old) == _protocol_free(new):
+        return None
+    old_d, new_d = config_to_dict(old), config_to_dict(new)
+    diff = [
+        f"{section}.{key}: {old_d[section].get(key)!r} -> {value!r}"
+        for section in ("dataset", "split", "model", "train")
+        if isinstance(new_d.get(section), dict)
+        for key, value in new_d[section].items()
+        if old_d.get(section, {}).get(key) != value
+    ]
+    return "; ".join(diff) or "sweep or model differs"
+
+
+def claim_folder(folder: PathLike, config: ExperimentConfig) -> None:
+    """Create ``folder`` for ``config`` or check that it was made for it.
+
+    Results of ``config`` may join the folder when its ``config.yaml`` differs
+    only in its name and output, where the data files are, the number of
+    splits/inits, the batch size, the device and the executor (the seeds of
+    the first splits and inits do not depend on how many are drawn).
+    ``config.yaml`` is then rewritten with ``config``.
+
+    Raises:
+        ResultsFolderError: If the folder's ``config.yaml`` cannot be read or
+            describes a different experiment; the message lists the settings
+            that differ.
+    """
+    claim_config_folder(
+        folder,
+        config,
+        to_dict=config_to_dict,
+        from_dict=config_from_dict,
+        differences=_experiment_differences,
+    )
+
+
+# ---------------------------------------------------------------------------
+# The run row
+# ---------------------------------------------------------------------------
+
+
+class RunKey(Protocol):
+    """What :func:`make_row` reads of a run: its split and init, and their seeds."""
+
+    @property
+    def split(self) -> int: ...  # noqa: D102
+
+    @property
+    def split_seed(self) -> int: ...  # noqa: D102
+
+    @property
+    def init(self) -> int: ...  # noqa: D102
+
+    @property
+    def init_seed(self) -> int: ...  # noqa: D102
+
+
+def make_row(
+    dataset: str,
+    model: str,
+    run: RunKey,
+    result: MemberResult,
+    *,
+    batch_members: int,
+    batch_seconds: float,
+) -> dict[str, Any]:
+    """The ``runs.jsonl`` row of one finished run (keys in :data:`ROW_KEYS` order).
+
+    Args:
+        dataset (str): The dataset's name (``config.dataset.name``).
+        model (str): The model's name (``config.model.name``).
+        run: The run (a :class:`~diffresnet_pyg.experiments.runner.RunSpec`):
+            split index and seed, init index and seed.
+        result (MemberResult): What training the run gave.
+        batch_members (int): Runs trained together in the run's batch.
+        batch_seconds (float): Wall time of the batch until the run finished.
+
+    Returns:
+        dict: ``dataset``, ``model``, ``split``, ``split_seed``, ``init``,
+        ``init_seed``, ``epochs``, ``best_epoch``, ``val_acc``, ``val_loss``,
+        ``test_acc``, ``seconds`` (the run's share of the batch's training
+        time), ``batch_members``, ``batch_seconds``.
+    """
+    return {
+        "dataset": dataset,
+        "model": model,
+        "split": run.split,
+        "split_seed": run.split_seed,
+        "init": run.init,
+        "init_seed": run.init_seed,
+        "epochs": result.epochs,
+        "best_epoch": result.best_epoch,
+        "val_acc": result.val_acc,
+        "val_loss": result.val_loss,
+        "test_acc": result.test_acc,
+        "seconds": result.train_seconds,
+        "batch_members": batch_members,
+        "batch_seconds": batch_seconds,
+    }
