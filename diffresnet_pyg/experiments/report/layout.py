@@ -1,15 +1,25 @@
-"""The on-disk layout of results: file names, and writing a report file.
+"""The report's files, next to those of the results store.
 
 A results folder holds ``runs.jsonl`` (one JSON object per run) next to the
 resolved ``config.yaml``; the report adds ``summary.json`` and ``summary.md``.
 A sweep folder holds ``sweep.yaml`` and gets ``sweep.md`` and ``sweep.png``;
-a parent folder reported as a whole gets ``results.md``.
+a parent folder reported as a whole gets ``results.md``. The results folder's
+own names and the atomic write are those of
+:mod:`diffresnet_pyg.experiments.results`.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+
+from diffresnet_pyg.experiments.results import (
+    CONFIG_FILE,
+    RUNS_FILE,
+    SUMMARY_JSON,
+    SUMMARY_MD,
+    SWEEP_FILE,
+    write_atomic,
+)
 
 __all__ = [
     "CONFIG_FILE",
@@ -26,19 +36,8 @@ __all__ = [
 
 PathLike = str | os.PathLike[str]
 
-#: File names of the on-disk layout.
-RUNS_FILE = "runs.jsonl"
-CONFIG_FILE = "config.yaml"
-SUMMARY_JSON = "summary.json"
-SUMMARY_MD = "summary.md"
-SWEEP_FILE = "sweep.yaml"
+#: File names the report adds.
 SWEEP_MD = "sweep.md"
 SWEEP_PNG = "sweep.png"
 RESULTS_MD = "results.md"
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write a file atomically (readers never see a half-written report)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+write_text = write_atomic

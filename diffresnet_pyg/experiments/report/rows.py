@@ -8,7 +8,6 @@ to accuracy statistics in percent, epochs, time and per-split means.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -17,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from diffresnet_pyg.experiments import results
 from diffresnet_pyg.experiments.report.layout import RUNS_FILE, PathLike
 from diffresnet_pyg.experiments.report.stats import summarize
 
@@ -62,29 +62,7 @@ def read_rows(path: PathLike) -> list[dict[str, Any]]:
         path = path / RUNS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no run results at {path}")
-    lines = path.read_text(encoding="utf-8").splitlines()
-    numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
-    rows: list[dict[str, Any]] = []
-    for k, (lineno, line) in enumerate(numbered):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if k == len(numbered) - 1:
-                logger.warning(
-                    "%s:%d: ignoring a truncated last line (interrupted write?): %s",
-                    path,
-                    lineno,
-                    exc,
-                )
-                break
-            raise ValueError(f"{path}:{lineno}: malformed JSON line: {exc}") from exc
-        if not isinstance(row, dict):
-            raise ValueError(
-                f"{path}:{lineno}: expected a JSON object per line "
-                f"(got {type(row).__name__})"
-            )
-        rows.append(row)
-    return rows
+    return results.read_rows(path)
 
 
 def _finite(row: Mapping[str, Any], key: str, where: str) -> float:
