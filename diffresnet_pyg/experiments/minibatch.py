@@ -27,8 +27,8 @@ gradients is assumed to fit. Nothing is selected on test.
 Diffusion layers built with ``cached=True``
 (:class:`~diffresnet_pyg.nn.DiffusionConv`) need no special handling: their
 cache is keyed on the graph they are given, so every batch gets the Laplacian
-of its own subgraph and the evaluation the whole graph's (rebuilt once per
-epoch, after the batches). Any other module that caches a graph operator
+of its own subgraph, and the whole graph's, kept beside the current batch's,
+is built once for the evaluation. Any other module that caches a graph operator
 (PyG's ``cached=True`` keeps the first graph's) is refused.
 
 :func:`batch_loader` and :func:`evaluation_graph` turn a ``train.batching``

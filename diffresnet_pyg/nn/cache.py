@@ -1,9 +1,10 @@
-"""A one-entry cache keyed on the graph (or input) a layer is given."""
+"""A small cache keyed on the graph (or input) a layer is given."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from torch import Tensor
 
@@ -21,20 +22,62 @@ def _version(obj: Any) -> Any:
     return storage.col()._version, None if value is None else value._version
 
 
+class _Strong:
+    """A strong reference with the call interface of ``weakref.ref``."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __call__(self) -> Any:
+        return self.obj
+
+
+def _ref(obj: Any) -> Any:
+    if obj is None:
+        return None
+    try:
+        return weakref.ref(obj)
+    except TypeError:  # not weak-referenceable: hold it
+        return _Strong(obj)
+
+
+class _Entry(NamedTuple):
+    refs: tuple[Any, ...]
+    key: tuple[Any, ...]
+    value: Any
+
+    def alive(self) -> bool:
+        return all(ref is None or ref() is not None for ref in self.refs)
+
+    def holds(self, objects: tuple[Any, ...]) -> bool:
+        return len(self.refs) == len(objects) and all(
+            obj is None if ref is None else ref() is obj
+            for ref, obj in zip(self.refs, objects, strict=True)
+        )
+
+
 class GraphCache:
-    """One cached value keyed on the identity of some objects (plus extra keys).
+    """Cached values keyed on the identity of some objects (plus extra keys).
 
-    The key objects (tensors, ``torch_sparse.SparseTensor`` or ``None``) are
-    held, so their ``id`` cannot be reused while cached; their version
-    counters invalidate the entry on in-place changes (inference tensors,
-    which have no version counter, are never cached). A lookup with other
-    objects, or with other ``extra`` keys (dtype, number of nodes, ...),
-    misses, and :meth:`store` then replaces the entry: the cache holds the
-    value for the last graph stored.
+    An entry matches the very objects it was stored for (tensors,
+    ``torch_sparse.SparseTensor`` or ``None``), as long as their version
+    counters show no in-place change since (inference tensors, which have no
+    version counter, are never cached), and equal ``extra`` keys (dtype,
+    number of nodes, ...). The objects are referenced weakly: an entry dies
+    with its graph (and is dropped at the next lookup), so a cache never
+    keeps a graph alive and a reused ``id`` cannot match. At most
+    ``max_entries`` entries are kept; storing more drops the least recently
+    used.
 
-    Copies and pickles of a module start with an empty cache: the value is
+    Copies and pickles of a module start with an empty cache: the values are
     derived from the inputs, never state, so nothing is lost (and sparse CSR
     tensors cannot be deep-copied anyway).
+
+    Args:
+        max_entries (int, optional): How many graphs to remember.
+            (default: :obj:`1`)
 
     Example:
         >>> import torch
@@ -45,14 +88,24 @@ class GraphCache:
         ('built', None)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_entries: int = 1) -> None:
+        if not isinstance(max_entries, int) or max_entries < 1:
+            raise ValueError(f"'max_entries' must be >= 1, got {max_entries!r}")
+        self.max_entries = max_entries
         self.clear()
 
     def clear(self) -> None:
-        """Forget the cached value."""
-        self.objects: tuple[Any, ...] | None = None
-        self.key: tuple[Any, ...] | None = None
-        self.value: Any = None
+        """Forget every cached value."""
+        self._entries: list[_Entry] = []
+
+    def __len__(self) -> int:
+        self._entries = [e for e in self._entries if e.alive()]
+        return len(self._entries)
+
+    @property
+    def value(self) -> Any:
+        """The most recently used value (``None`` when empty)."""
+        return self._entries[-1].value if len(self) else None
 
     @staticmethod
     def _key(objects: tuple[Any, ...], extra: tuple[Any, ...]) -> tuple | None:
@@ -64,18 +117,23 @@ class GraphCache:
 
     def lookup(self, objects: tuple[Any, ...], extra: tuple[Any, ...]) -> Any:
         """The value stored for ``objects`` and ``extra``, or ``None``."""
-        if self.objects is None or len(self.objects) != len(objects):
-            return None
-        if any(a is not b for a, b in zip(self.objects, objects, strict=True)):
-            return None
         key = self._key(objects, extra)
-        return self.value if key is not None and key == self.key else None
+        if key is None or not len(self):
+            return None
+        for i, entry in enumerate(self._entries):
+            if entry.key == key and entry.holds(objects):
+                self._entries.append(self._entries.pop(i))  # most recent last
+                return entry.value
+        return None
 
     def store(self, objects: tuple[Any, ...], extra: tuple[Any, ...], value: Any):
         """Cache ``value`` for ``objects`` and ``extra`` (if they can be keyed)."""
         key = self._key(objects, extra)
-        if key is not None:
-            self.objects, self.key, self.value = tuple(objects), key, value
+        if key is None:
+            return
+        self._entries = [e for e in self._entries if e.alive() and not e.holds(objects)]
+        self._entries.append(_Entry(tuple(_ref(obj) for obj in objects), key, value))
+        del self._entries[: -self.max_entries]
 
     def get(
         self,
@@ -91,10 +149,11 @@ class GraphCache:
         return value
 
     def __deepcopy__(self, memo: dict) -> GraphCache:
-        return GraphCache()
+        return GraphCache(self.max_entries)
 
     def __getstate__(self) -> dict:
-        return {}
+        return {"max_entries": self.max_entries}
 
     def __setstate__(self, state: dict) -> None:
+        self.max_entries = state.get("max_entries", 1)
         self.clear()

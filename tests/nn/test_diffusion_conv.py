@@ -306,6 +306,26 @@ def test_cache_is_keyed_on_the_graph(monkeypatch):
     assert len(calls) == 9
 
 
+def test_cache_keeps_the_last_two_live_graphs(monkeypatch):
+    calls = count_laplacians(monkeypatch)
+    x = torch.randn(12, 3, dtype=torch.float64)
+    graphs = [random_graph(seed=s)[0] for s in (20, 21, 22)]
+    conv = DiffusionConv(0.2, 2, cached=True)
+    outs = [conv(x, graphs[0]), conv(x, graphs[1])]
+    for _ in range(3):  # e.g. a whole graph and a mini-batch's: no rebuild
+        torch.testing.assert_close(conv(x, graphs[0]), outs[0])
+        torch.testing.assert_close(conv(x, graphs[1]), outs[1])
+    assert len(calls) == 2 and len(conv._cache) == 2
+    conv(x, graphs[2])  # a third graph drops the least recently used
+    conv(x, graphs[1])
+    assert len(calls) == 3
+    conv(x, graphs[0])
+    assert len(calls) == 4
+    # entries die with their graph: the cache never keeps a graph alive
+    del graphs[2], graphs[1]
+    assert len(conv._cache) == 1
+
+
 def test_cache_never_holds_differentiable_operators(monkeypatch):
     calls = count_laplacians(monkeypatch)
     edge_index, weight, n = random_graph(n=8, e=14, seed=4)

@@ -195,17 +195,18 @@ class DiffusionConv(MessagePassing):
     :math:`\gamma \max_i L_{ii} \geq 2` is rejected (``check_stability=False``
     disables this).
 
-    With ``cached=True`` the Laplacian and operators of the last graph are
-    kept and reused while the same graph is given again: the same
-    ``edge_index`` (or adjacency) and ``edge_weight`` objects, not modified in
-    place since, with the same number of nodes, ``x`` dtype and
-    hyperparameters. Any other graph is normalized and replaces the cached
-    one, so a cached layer is never stale (alternating between two graphs
-    renormalizes each time). The cache is derived data, not module state: it
-    is not in the ``state_dict``, copies (``copy.deepcopy``, pickling) start
-    without it, and after ``.to()`` or ``.double()`` a call with inputs of the
-    new device or dtype builds operators of that device or dtype. Operators
-    that need gradients (differentiable edge weights) are never cached.
+    With ``cached=True`` the Laplacian and operators of a graph are kept and
+    reused while the same graph is given again: the same ``edge_index`` (or
+    adjacency) and ``edge_weight`` objects, not modified in place since, with
+    the same number of nodes, ``x`` dtype and hyperparameters. Any other graph
+    is normalized, so a cached layer is never stale. The operators of the two
+    most recently used graphs are kept, as long as those graph tensors exist
+    (e.g. the whole graph for evaluation and the current mini-batch's
+    subgraph). The cache is derived data, not module state: it is not in the
+    ``state_dict``, copies (``copy.deepcopy``, pickling) start without it, and
+    after ``.to()`` or ``.double()`` a call with inputs of the new device or
+    dtype builds operators of that device or dtype. Operators that need
+    gradients (differentiable edge weights) are never cached.
 
     With constant edge weights the backward stores no features: the step is
     linear, so the gradient is the transposed operator applied ``num_steps``
@@ -225,8 +226,8 @@ class DiffusionConv(MessagePassing):
             without one before normalizing. (default: :obj:`True`)
         dropout (float, optional): Dropout probability applied to the input of
             every step in training mode. (default: :obj:`0.0`)
-        cached (bool, optional): Keep the operators of the last graph for
-            calls with the same graph (see above); cleared by
+        cached (bool, optional): Keep the operators of the last two graphs
+            for calls with the same graph (see above); cleared by
             :meth:`reset_parameters`. (default: :obj:`False`)
         check_stability (bool, optional): Raise on a step size that is
             certainly unstable for the graph. (default: :obj:`True`)
@@ -300,7 +301,7 @@ class DiffusionConv(MessagePassing):
                 f"'recompute_masks' must be True or False, got {recompute_masks!r}"
             )
         self.recompute_masks = recompute_masks
-        self._cache = GraphCache()
+        self._cache = GraphCache(max_entries=2)
 
     @property
     def dropout_active(self) -> bool:
