@@ -348,7 +348,6 @@ class DiffusionConv(MessagePassing):
         dtype: torch.dtype,
     ) -> _GraphOperators:
         """The cache entry of a graph: looked up, or built (and stored)."""
-        graph = self._oriented(edge_index)
         objects = (edge_index, edge_weight)
         extra = (
             num_nodes,
@@ -364,7 +363,7 @@ class DiffusionConv(MessagePassing):
             if entry is not None:
                 return entry
         lap = split_laplacian(
-            graph,
+            self._oriented(edge_index),
             edge_weight,
             num_nodes,
             self.laplacian,
