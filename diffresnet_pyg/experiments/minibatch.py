@@ -25,10 +25,11 @@ of training (activations kept for the backward pass), while inference without
 gradients is assumed to fit. Nothing is selected on test.
 
 Diffusion layers built with ``cached=True``
-(:class:`~diffresnet_pyg.nn.DiffusionConv`) are switched to uncached for the
-training batches, so every batch gets the Laplacian of its own subgraph, and
-back to cached for the evaluation, so the whole graph's Laplacian is built
-once. Any other module that caches a graph operator is refused.
+(:class:`~diffresnet_pyg.nn.DiffusionConv`) need no special handling: their
+cache is keyed on the graph they are given, so every batch gets the Laplacian
+of its own subgraph, and the whole graph's, kept beside the current batch's,
+is built once for the evaluation. Any other module that caches a graph operator
+(PyG's ``cached=True`` keeps the first graph's) is refused.
 
 :func:`batch_loader` and :func:`evaluation_graph` turn a ``train.batching``
 config section into the loader and evaluation graph.
@@ -36,8 +37,7 @@ config section into the loader and evaluation graph.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -64,7 +64,6 @@ __all__ = [
     "evaluation_graph",
     "seeded_generator",
     "train_members_minibatch",
-    "uncached_diffusion",
 ]
 
 
@@ -74,7 +73,7 @@ def cached_modules(model: Module) -> list[str]:
     A cached operator (``cached=True``, e.g. PyG's ``GCNConv``) belongs to
     the first graph it saw; mini-batches change the graph on every step, so
     such a model cannot be trained on them. :class:`DiffusionConv` layers are
-    not listed: :func:`uncached_diffusion` handles them.
+    not listed: their cache is keyed on the graph (another graph rebuilds it).
     """
     return [
         name or type(model).__name__
@@ -82,28 +81,6 @@ def cached_modules(model: Module) -> list[str]:
         if getattr(module, "cached", False) is True
         and not isinstance(module, DiffusionConv)
     ]
-
-
-@contextmanager
-def uncached_diffusion(model: Module) -> Iterator[int]:
-    """Within the block, cached :class:`DiffusionConv` layers do not cache.
-
-    A layer with ``cached=False`` neither reads nor writes its cache, so the
-    layers normalize each graph they are given (the Laplacian of each
-    mini-batch's subgraph) and keep the operator they cached before (the
-    whole graph's, for evaluation). Diffusion layers have no parameters.
-
-    Yields:
-        int: The number of layers switched.
-    """
-    convs = [m for m in model.modules() if isinstance(m, DiffusionConv) and m.cached]
-    for conv in convs:
-        conv.cached = False
-    try:
-        yield len(convs)
-    finally:
-        for conv in convs:
-            conv.cached = True
 
 
 def seeded_generator(*seeds: int) -> torch.Generator:
@@ -226,9 +203,8 @@ def train_members_minibatch(
     num_nodes = int(y.numel())
 
     def step(model: Module, opt: torch.optim.Optimizer, train_idx: Tensor) -> None:
-        with uncached_diffusion(model):
-            for batch in loader:
-                _batch_step(model, opt, batch, x, y, train_idx, num_nodes)
+        for batch in loader:
+            _batch_step(model, opt, batch, x, y, train_idx, num_nodes)
 
     return train_members(
         model,

@@ -11,10 +11,10 @@ relabelled to :math:`0, \dots, |S| - 1`:
     \mathbf{A}_S = \mathbf{A}[S, S], \qquad
     (s_a, s_b) \in \mathcal{E}_S \iff (S_a, S_b) \in \mathcal{E},
 
-so a layer that normalizes its graph on every call (such as
-:class:`~diffresnet_pyg.nn.DiffusionConv` without ``cached=True``) builds
-the Laplacian of :math:`\mathbf{A}_S`, renormalized with the degrees inside
-the batch. For feature graphs a batch can instead carry the :math:`k`-nearest-
+so a layer that normalizes the graph it is given (such as
+:class:`~diffresnet_pyg.nn.DiffusionConv`, whose cache is keyed on the graph)
+builds the Laplacian of :math:`\mathbf{A}_S`, renormalized with the degrees
+inside the batch. For feature graphs a batch can instead carry the :math:`k`-nearest-
 neighbour graph of its own features (made undirected).
 
 This is Cluster-GCN's scheme (`Chiang et al., KDD 2019

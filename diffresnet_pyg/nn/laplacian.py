@@ -130,6 +130,12 @@ def graph_to_edge_index(
             raise ValueError(
                 f"A sparse adjacency must be square, got shape {tuple(graph.shape)}"
             )
+        if graph.layout == torch.sparse_coo and (
+            graph.is_coalesced() or graph.requires_grad
+        ):
+            # differentiable, unlike the _coalesced_ of PyG's to_edge_index
+            graph = graph.coalesce()
+            return graph.indices().detach().flip(0), graph.values()
         index, value = to_edge_index(graph)
         return index.flip(0), value
     if dtyping.WITH_TORCH_SPARSE:

@@ -1,4 +1,4 @@
-"""Products with constant sparse inputs (bag-of-words features)."""
+"""Products with constant sparse matrices (bag-of-words features, graph operators)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch_geometric.utils import to_torch_csr_tensor
 
 #: The sparse layouts accepted as constant inputs.
 SPARSE_LAYOUTS = (torch.sparse_coo, torch.sparse_csr)
@@ -52,3 +53,48 @@ def sparse_matmul(x: Tensor, weight: Tensor) -> Tensor:
     if x.layout == torch.sparse_coo:
         x = x.to_sparse_csr()
     return _SparseMatmul.apply(x, weight)
+
+
+def csr_with_transpose(
+    row: Tensor, col: Tensor, value: Tensor, num_nodes: int
+) -> tuple[Tensor, Tensor]:
+    r"""The ``[N, N]`` CSR matrix ``A[row, col] = value`` and its transpose.
+
+    Duplicate entries are summed once (PyG's ``to_torch_csr_tensor``), and
+    :math:`A^T` is a permutation of :math:`A`'s stored entries (a stable sort
+    of the column indices), so both hold exactly the same values. For constant
+    operators whose backward applies the transpose: ``torch.sparse.mm`` would
+    transpose and re-sort :math:`A` on every backward.
+
+    Args:
+        row (torch.Tensor): Row indices ``[E]`` (for graph operators: the
+            targets).
+        col (torch.Tensor): Column indices ``[E]`` (the sources).
+        value (torch.Tensor): Entries ``[E]``.
+        num_nodes (int): :math:`N`.
+
+    Returns:
+        tuple[torch.Tensor, torch.Tensor]: :math:`A` and :math:`A^T`, CSR with
+        ``int64`` indices.
+
+    Example:
+        >>> adj, adj_t = csr_with_transpose(
+        ...     torch.tensor([1, 2]), torch.tensor([0, 0]), torch.tensor([2.0, 3.0]), 3
+        ... )
+        >>> adj_t.to_dense()
+        tensor([[0., 2., 3.],
+                [0., 0., 0.],
+                [0., 0., 0.]])
+    """
+    size = (num_nodes, num_nodes)
+    adj = to_torch_csr_tensor(torch.stack([row, col]), value, size=size)
+    crow, col_sorted, values = adj.crow_indices(), adj.col_indices(), adj.values()
+    arange = torch.arange(num_nodes, device=crow.device)
+    rows = torch.repeat_interleave(arange, crow.diff())
+    perm = torch.argsort(col_sorted, stable=True)
+    counts = torch.bincount(col_sorted, minlength=num_nodes)
+    crow_t = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+    adj_t = torch.sparse_csr_tensor(
+        crow_t, rows[perm], values[perm], size, check_invariants=False
+    )
+    return adj, adj_t

@@ -26,7 +26,6 @@ from diffresnet_pyg.experiments.minibatch import (
     evaluation_graph,
     seeded_generator,
     train_members_minibatch,
-    uncached_diffusion,
 )
 from diffresnet_pyg.experiments.runner import run_experiment
 from diffresnet_pyg.experiments.schema import (
@@ -170,9 +169,10 @@ def test_a_batch_without_training_nodes_is_skipped():
     assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
 
 
-def test_cached_diffusion_serves_evaluation_only():
-    # cached diffusion layers: the whole graph's operator for evaluation, a
-    # fresh Laplacian for every training batch; same results as uncached
+def test_cached_diffusion_follows_the_batch_graphs():
+    # cached diffusion layers key their cache on the graph: a fresh Laplacian
+    # for every training batch, the whole graph's for evaluation; same results
+    # as uncached, and nothing outside the layers touches their settings
     x, edge_index, y, train, val, test = planted_partition(
         1, per_class=30, classes=2, num_val=20
     )
@@ -189,23 +189,17 @@ def test_cached_diffusion_serves_evaluation_only():
                 model, x, loader, y, *idx, eval_graph=edge_index, max_epochs=15
             )
         )
-        caches = [conv._cached_laplacian for conv in model.convs]
-        if cached:
-            assert all(c is not None and c.num_nodes == 60 for c in caches)
-            assert all(conv.cached for conv in model.convs)
+        assert all(conv.cached is cached for conv in model.convs)
+        caches = [conv._cache.value for conv in model.convs]
+        if cached:  # only the whole graph is still alive: its operators
+            assert all(c is not None and c.laplacian.num_nodes == 60 for c in caches)
+            assert all(len(conv._cache) == 1 for conv in model.convs)
         else:
             assert caches == [None, None]
     assert results[0] == [
         dataclasses.replace(r, train_seconds=a.train_seconds)
         for r, a in zip(results[1], results[0], strict=True)
     ]
-
-
-def test_uncached_diffusion_restores_the_flag():
-    model = SingleMember(DiffResNet(4, 8, 2, num_blocks=2, cached=True))
-    with uncached_diffusion(model) as count:
-        assert count == 2 and not any(c.cached for c in model.module.convs)
-    assert all(c.cached for c in model.module.convs)
 
 
 def test_other_cached_graph_operators_are_refused():

@@ -1,6 +1,10 @@
+import copy
+import pickle
+
 import pytest
 import torch
-from torch_geometric.utils import to_torch_coo_tensor, to_torch_csr_tensor
+from torch_geometric.nn import APPNP, GCNConv
+from torch_geometric.utils import coalesce, to_torch_coo_tensor, to_torch_csr_tensor
 
 import diffresnet_pyg.nn.conv.diffusion_conv as conv_module
 from diffresnet_pyg import typing as dtyping
@@ -14,15 +18,19 @@ from diffresnet_pyg.nn import (
 )
 
 
-def dense_laplacian(edge_index, edge_weight, n, laplacian, add_self_loops):
+def dense_laplacian(
+    edge_index, edge_weight, n, laplacian, add_self_loops, flow="source_to_target"
+):
     """Independent dense construction, straight from the formulas."""
     w = torch.ones(edge_index.size(1), dtype=torch.float64)
     if edge_weight is not None:
-        w = edge_weight.double()
+        w = edge_weight.detach().double()
     a = torch.zeros(n, n, dtype=torch.float64)
     src, dst = edge_index
+    if flow == "target_to_source":  # messages from edge_index[1] to edge_index[0]
+        src, dst = dst, src
     for s, d, v in zip(src.tolist(), dst.tolist(), w.tolist(), strict=True):
-        a[d, s] += v  # row = target
+        a[d, s] += v  # row = the node receiving the message
     if add_self_loops and laplacian != "combinatorial":
         has_loop = torch.zeros(n, dtype=torch.bool)
         has_loop[src[src == dst]] = True
@@ -220,7 +228,7 @@ def test_backward_saves_no_per_step_features():
     assert len(saved) == 16 and all(t.dtype == torch.uint8 for t in saved)
 
 
-def test_normalization_once_per_call_and_cached(monkeypatch):
+def count_laplacians(monkeypatch):
     calls = []
     original = conv_module.split_laplacian
 
@@ -229,6 +237,11 @@ def test_normalization_once_per_call_and_cached(monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(conv_module, "split_laplacian", counting)
+    return calls
+
+
+def test_normalization_once_per_call_and_cached(monkeypatch):
+    calls = count_laplacians(monkeypatch)
     edge_index, weight, n = random_graph(seed=6)
     x = torch.randn(n, 4, dtype=torch.float64)
     conv = DiffusionConv(0.2, 10)
@@ -239,14 +252,301 @@ def test_normalization_once_per_call_and_cached(monkeypatch):
     calls.clear()
     cached = DiffusionConv(0.2, 10, cached=True)
     first = cached(x, edge_index, weight)
-    # a different graph of the same size still uses the cached operator
-    other_index, other_weight, _ = random_graph(seed=7)
-    torch.testing.assert_close(cached(x, other_index, other_weight), first)
+    torch.testing.assert_close(cached(x, edge_index, weight), first)
     assert len(calls) == 1
-    cached.reset_parameters()
+    # a different graph of the same size is normalized, never served the old one
+    other_index, other_weight, _ = random_graph(seed=7)
     fresh = DiffusionConv(0.2, 10)(x, other_index, other_weight)
     torch.testing.assert_close(cached(x, other_index, other_weight), fresh)
     assert len(calls) == 3
+    cached.reset_parameters()
+    torch.testing.assert_close(cached(x, other_index, other_weight), fresh)
+    assert len(calls) == 4
+
+
+def test_cache_is_keyed_on_the_graph(monkeypatch):
+    calls = count_laplacians(monkeypatch)
+    edge_index, weight, n = random_graph(seed=6)
+    x = torch.randn(n, 4, dtype=torch.float64)
+
+    def dense(w, flow="source_to_target", x=x):
+        lap = dense_laplacian(edge_index, w, n, "reference", True, flow)
+        return euler_power(lap, x.double(), 0.2, 3).to(x.dtype)
+
+    conv = DiffusionConv(0.2, 3, cached=True)
+    torch.testing.assert_close(conv(x, edge_index, weight), dense(weight))
+    conv.eval()(x, edge_index, weight)  # same graph, evaluation scale
+    assert len(calls) == 1
+    # same contents in new tensors: rebuilt (the key is identity, not contents)
+    torch.testing.assert_close(
+        conv(x, edge_index.clone(), weight.clone()), dense(weight)
+    )
+    assert len(calls) == 2
+    # in-place changes are noticed through the version counter
+    weight = weight.clone()
+    conv(x, edge_index, weight)
+    weight.mul_(2.0)
+    torch.testing.assert_close(conv(x, edge_index, weight), dense(weight))
+    assert len(calls) == 4
+    # the input's dtype, the number of nodes and the flow are part of the key
+    x32 = x.float()
+    torch.testing.assert_close(conv(x32, edge_index, weight), dense(weight, x=x32))
+    conv(torch.randn(n + 2, 4, dtype=torch.float64), edge_index, weight)
+    conv.flow = "target_to_source"
+    torch.testing.assert_close(
+        conv(x, edge_index, weight), dense(weight, "target_to_source")
+    )
+    assert len(calls) == 7
+    # a sparse adjacency changed in place is noticed too
+    adj = to_torch_csr_tensor(edge_index.flip(0), weight, size=(n, n))
+    conv.flow = "source_to_target"
+    conv(x, adj)
+    adj.values().mul_(0.5)
+    torch.testing.assert_close(conv(x, adj), dense(weight * 0.5))
+    assert len(calls) == 9
+
+
+def test_cache_keeps_the_last_two_live_graphs(monkeypatch):
+    calls = count_laplacians(monkeypatch)
+    x = torch.randn(12, 3, dtype=torch.float64)
+    graphs = [random_graph(seed=s)[0] for s in (20, 21, 22)]
+    conv = DiffusionConv(0.2, 2, cached=True)
+    outs = [conv(x, graphs[0]), conv(x, graphs[1])]
+    for _ in range(3):  # e.g. a whole graph and a mini-batch's: no rebuild
+        torch.testing.assert_close(conv(x, graphs[0]), outs[0])
+        torch.testing.assert_close(conv(x, graphs[1]), outs[1])
+    assert len(calls) == 2 and len(conv._cache) == 2
+    conv(x, graphs[2])  # a third graph drops the least recently used
+    conv(x, graphs[1])
+    assert len(calls) == 3
+    conv(x, graphs[0])
+    assert len(calls) == 4
+    # entries die with their graph: the cache never keeps a graph alive
+    del graphs[2], graphs[1]
+    assert len(conv._cache) == 1
+
+
+def test_cache_never_holds_differentiable_operators(monkeypatch):
+    calls = count_laplacians(monkeypatch)
+    edge_index, weight, n = random_graph(n=8, e=14, seed=4)
+    x = torch.randn(n, 3, dtype=torch.float64)
+    weight = weight.clone().requires_grad_()
+    conv = DiffusionConv(0.2, 2, cached=True)
+    with torch.no_grad():  # constant here: may be cached ...
+        expected = conv(x, edge_index, weight)
+    grads = []
+    for _ in range(2):  # ... but not served when gradients are needed
+        out = conv(x, edge_index, weight)
+        (grad,) = torch.autograd.grad(out.square().sum(), weight)
+        grads.append(grad)
+        torch.testing.assert_close(out.detach(), expected)
+    assert len(calls) == 3
+    assert grads[0].abs().sum() > 0
+    torch.testing.assert_close(grads[0], grads[1])
+    uncached = DiffusionConv(0.2, 2)(x, edge_index, weight)
+    (expected_grad,) = torch.autograd.grad(uncached.square().sum(), weight)
+    torch.testing.assert_close(grads[0], expected_grad)
+
+
+def cached_pair(dtype=torch.float32):
+    """A GCNConv and a DiffusionConv, both cached=True, after one call each."""
+    edge_index, weight, n = random_graph(seed=10)
+    x = torch.randn(n, 4, dtype=dtype)
+    torch.manual_seed(0)
+    gcn = GCNConv(4, 4, cached=True).to(dtype)
+    conv = DiffusionConv(0.3, 3, "sym", cached=True)
+    gcn(x, edge_index)
+    conv(x, edge_index)
+    assert conv._cache.value is not None
+    return gcn, conv, x, edge_index
+
+
+@pytest.mark.parametrize(
+    "convert",
+    [
+        pytest.param(copy.deepcopy, id="deepcopy"),
+        pytest.param(lambda m: pickle.loads(pickle.dumps(m)), id="pickle"),
+        pytest.param(lambda m: m.double(), id="double"),
+        pytest.param(lambda m: m.double().float(), id="double-float"),
+        pytest.param(lambda m: m.to(torch.float64), id="to-dtype"),
+        pytest.param(lambda m: m.to("cpu"), id="to-device"),
+    ],
+)
+def test_cached_layer_copies_and_converts_like_gcn_conv(convert):
+    gcn, conv, x, edge_index = cached_pair()
+    gcn_copy, conv_copy = convert(gcn), convert(conv)
+    dtype = gcn_copy.lin.weight.dtype  # the dtype the conversion asked for
+    gcn_copy(x.to(dtype), edge_index)  # works for GCNConv(cached=True) ...
+    out = conv_copy(x.to(dtype), edge_index)  # ... and for the diffusion layer
+    assert out.dtype == dtype
+    expected = DiffusionConv(0.3, 3, "sym")(x.to(dtype), edge_index)
+    torch.testing.assert_close(out, expected)
+    if conv_copy is not conv:  # copies start empty: the original is untouched
+        assert conv._cache.value is not None
+        torch.testing.assert_close(conv(x, edge_index), expected.to(x.dtype))
+
+
+def test_cache_is_not_in_the_state_dict():
+    gcn, conv, x, edge_index = cached_pair()
+    # GCNConv keeps its cache out of the state dict: so does the diffusion layer
+    assert set(gcn.state_dict()) == {n for n, _ in gcn.named_parameters()}
+    assert conv.state_dict() == {}
+    fresh = DiffusionConv(0.3, 3, "sym", cached=True)
+    fresh.load_state_dict(conv.state_dict())
+    torch.testing.assert_close(fresh(x, edge_index), conv(x, edge_index))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cached_layer_moves_to_cuda():
+    gcn, conv, x, edge_index = cached_pair()
+    expected = conv(x, edge_index)
+    conv = conv.to("cuda")
+    out = conv(x.cuda(), edge_index.cuda())
+    torch.testing.assert_close(out.cpu(), expected)
+
+
+def test_bipartite_input_is_refused():
+    edge_index, weight, n = random_graph()
+    x = torch.randn(n, 3)
+    with pytest.raises(ValueError, match="one node set.*bipartite"):
+        DiffusionConv(0.1)((x, x), edge_index)
+
+
+@pytest.mark.parametrize("flow", ["source_to_target", "target_to_source"])
+@pytest.mark.parametrize("weights", ["none", "constant", "differentiable"])
+@pytest.mark.parametrize(
+    "x, expected",
+    [
+        # one directed edge 0 -> 1, combinatorial Laplacian, step 0.5
+        ((1.0, 0.0), {"source_to_target": (1.0, 0.5), "target_to_source": (0.5, 0.0)}),
+        ((0.0, 1.0), {"source_to_target": (0.0, 0.5), "target_to_source": (0.5, 1.0)}),
+    ],
+)
+def test_flow_hand_computed(flow, weights, x, expected):
+    edge_index = torch.tensor([[0], [1]])
+    weight = {
+        "none": None,
+        "constant": torch.ones(1),
+        "differentiable": torch.ones(1, requires_grad=True),
+    }[weights]
+    conv = DiffusionConv(0.5, laplacian="combinatorial", flow=flow)
+    out = conv(torch.tensor(x).view(2, 1), edge_index, weight)
+    torch.testing.assert_close(out.detach().view(-1), torch.tensor(expected[flow]))
+
+
+def directed_graph(n=10, e=25, seed=12):
+    """A directed graph without repeated edges, with a loop and a sink."""
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randint(0, n - 1, (e,), generator=g)  # node n - 1 sends nothing
+    dst = torch.randint(0, n, (e,), generator=g)
+    keep = src != dst
+    edge_index = torch.stack([src[keep], dst[keep]])
+    edge_index = torch.cat([edge_index, torch.tensor([[2], [2]])], dim=1)  # a loop
+    edge_index = coalesce(edge_index, num_nodes=n)  # unweighted adj_t sum no copies
+    weight = torch.rand(edge_index.size(1), generator=g, dtype=torch.float64) + 0.1
+    return edge_index, weight, n
+
+
+def sparse_layouts(adj_t_index, weight, n):
+    """The ``adj_t`` layouts with ``adj_t[i, j]`` for each column ``(i, j)``."""
+    out = {
+        "coo": to_torch_coo_tensor(adj_t_index, weight, size=(n, n)),
+        "csr": to_torch_csr_tensor(adj_t_index, weight, size=(n, n)),
+    }
+    if dtyping.WITH_TORCH_SPARSE:
+        from torch_sparse import SparseTensor
+
+        out["sparse_tensor"] = SparseTensor.from_edge_index(
+            adj_t_index, weight, sparse_sizes=(n, n)
+        )
+    return out
+
+
+@pytest.mark.parametrize("flow", ["source_to_target", "target_to_source"])
+@pytest.mark.parametrize("laplacian", LAPLACIANS)
+@pytest.mark.parametrize("weights", ["none", "constant", "differentiable"])
+def test_flow_every_layout_matches_dense(flow, laplacian, weights):
+    edge_index, weight, n = directed_graph()
+    weight = {
+        "none": None,
+        "constant": weight,
+        "differentiable": weight.clone().requires_grad_(),
+    }[weights]
+    x = torch.randn(n, 3, dtype=torch.float64)
+    lap = dense_laplacian(edge_index, weight, n, laplacian, True, flow)
+    expected = euler_power(lap, x, 0.2, 3)
+    conv = DiffusionConv(0.2, 3, laplacian, flow=flow)
+    out = conv(x, edge_index, weight)
+    torch.testing.assert_close(out, expected)
+    assert out.requires_grad == (weights == "differentiable")
+    # a sparse adj_t is already oriented: the flow cannot apply, as in PyG
+    receivers = edge_index if flow == "target_to_source" else edge_index.flip(0)
+    if flow == "target_to_source":
+        for adj_t in sparse_layouts(edge_index.flip(0), weight, n).values():
+            with pytest.raises(ValueError, match="target_to_source.*adj_t.t()"):
+                conv(x, adj_t)
+            with pytest.raises(ValueError, match="target_to_source"):
+                APPNP(K=1, alpha=0.0, flow=flow)(x, adj_t)
+    # the transposed adjacency with the default flow gives the reversed flow
+    forward = DiffusionConv(0.2, 3, laplacian)
+    for name, adj_t in sparse_layouts(receivers, weight, n).items():
+        out = forward(x, adj_t)
+        torch.testing.assert_close(out, expected, msg=f"layout {name}")
+        assert out.requires_grad == (weights == "differentiable"), name
+
+
+@pytest.mark.parametrize("flow", ["source_to_target", "target_to_source"])
+@pytest.mark.parametrize("weighted", [True, False])
+def test_flow_matches_appnp(flow, weighted):
+    # gamma = 1 with the "sym" Laplacian and self loops is one step of PyG's
+    # gcn_norm operator, i.e. APPNP(K=1, alpha=0), which honours the flow
+    edge_index, weight, n = directed_graph(seed=13)
+    weight = weight if weighted else None
+    x = torch.randn(n, 4, dtype=torch.float64)
+    expected = APPNP(K=1, alpha=0.0, flow=flow)(x, edge_index, weight)
+    out = DiffusionConv(1.0, 1, "sym", flow=flow)(x, edge_index, weight)
+    torch.testing.assert_close(out, expected)
+    if weighted:
+        w = weight.clone().requires_grad_()
+        out = DiffusionConv(1.0, 1, "sym", flow=flow)(x, edge_index, w)
+        torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize("flow", ["source_to_target", "target_to_source"])
+def test_gradcheck_flow(flow):
+    edge_index, weight, n = directed_graph(n=7, e=12, seed=14)
+    x = torch.randn(n, 2, dtype=torch.float64, requires_grad=True)
+    conv = DiffusionConv(0.2, 2, "sym", flow=flow)
+    assert torch.autograd.gradcheck(lambda x: conv(x, edge_index, weight), (x,))
+    weight = weight.clone().requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda x, w: conv(x, edge_index, w), (x.detach(), weight)
+    )
+
+
+def test_sparse_differentiable_weights_use_message_and_aggregate(monkeypatch):
+    edge_index, weight, n = directed_graph(n=7, e=12, seed=15)
+    x = torch.randn(n, 2, dtype=torch.float64)
+    conv = DiffusionConv(0.2, 2, "rw")
+    calls = []
+    original = DiffusionConv.message_and_aggregate
+
+    def counting(self, adj_t, x):
+        calls.append(adj_t.layout if isinstance(adj_t, torch.Tensor) else adj_t)
+        return original(self, adj_t, x)
+
+    monkeypatch.setattr(DiffusionConv, "message_and_aggregate", counting)
+    for name in sparse_layouts(edge_index.flip(0), weight, n):
+        calls.clear()
+
+        def fn(w, name=name):
+            return conv(x, sparse_layouts(edge_index.flip(0), w, n)[name])
+
+        w = weight.clone().requires_grad_()
+        assert torch.autograd.gradcheck(fn, (w,)), name
+        assert calls, name
+        expected = conv(x, edge_index, w)
+        torch.testing.assert_close(fn(w), expected, msg=name)
 
 
 def test_torch_compile_matches_eager():

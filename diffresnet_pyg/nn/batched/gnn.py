@@ -35,7 +35,7 @@ which is much faster for bag-of-words features.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -46,8 +46,9 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import add_self_loops, remove_self_loops, scatter, softmax
 
 from diffresnet_pyg.nn.batched.diff_resnet import shared_input_linear, stacked_linear
+from diffresnet_pyg.nn.cache import GraphCache
 from diffresnet_pyg.nn.models.baselines import BUILDERS, BaselineModel
-from diffresnet_pyg.nn.sparse import is_sparse, sparse_matmul
+from diffresnet_pyg.nn.sparse import csr_with_transpose, is_sparse, sparse_matmul
 
 __all__ = [
     "BatchedBaseline",
@@ -64,45 +65,6 @@ __all__ = [
 # --------------------------------------------------------------------------
 
 
-class _Cache:
-    """One cached value keyed on the identity of a tensor (plus extra keys).
-
-    The key tensor is held, so its ``id`` cannot be reused while cached; its
-    ``_version`` invalidates the entry on in-place changes (inference tensors,
-    which have no version counter, are never cached). Copies and pickles of a
-    module start with an empty cache.
-    """
-
-    def __init__(self) -> None:
-        self.clear()
-
-    def clear(self) -> None:
-        self.tensor: Tensor | None = None
-        self.key: tuple[Any, ...] | None = None
-        self.value: Any = None
-
-    def get(self, tensor: Tensor, extra: tuple[Any, ...], build: Callable[[], Any]):
-        try:
-            version = tensor._version
-        except RuntimeError:  # inference tensors have no version counter
-            return build()
-        key = (version, *extra)
-        if self.tensor is tensor and self.key == key:
-            return self.value
-        value = build()
-        self.tensor, self.key, self.value = tensor, key, value
-        return value
-
-    def __deepcopy__(self, memo: dict) -> _Cache:
-        return _Cache()
-
-    def __getstate__(self) -> dict:
-        return {}
-
-    def __setstate__(self, state: dict) -> None:
-        self.clear()
-
-
 class _Propagate(torch.autograd.Function):
     """``adj @ h`` for a constant sparse CSR ``adj`` (its transpose is given)."""
 
@@ -114,17 +76,6 @@ class _Propagate(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[None, None, Tensor]:
         return None, None, torch.sparse.mm(ctx.adj_t, grad.contiguous())
-
-
-def _csr_pair(
-    target: Tensor, source: Tensor, value: Tensor, num_nodes: int
-) -> tuple[Tensor, Tensor]:
-    """The CSR matrix ``A[target, source] = value`` (duplicates summed), and A^T."""
-    index = torch.stack([target, source])
-    size = (num_nodes, num_nodes)
-    adj = torch.sparse_coo_tensor(index, value, size, check_invariants=False)
-    adj = adj.coalesce()
-    return adj.to_sparse_csr(), adj.t().coalesce().to_sparse_csr()
 
 
 def _propagate(operator: tuple[Tensor, Tensor], h: Tensor) -> Tensor:
@@ -289,8 +240,8 @@ class BatchedBaseline(Module):
         self.num_layers: int = hparams["num_layers"]
         self.dropout: float = hparams["dropout"]
         self.input_dropout: float = hparams["input_dropout"]
-        self._graph_cache = _Cache()
-        self._input_cache = _Cache()
+        self._graph_cache = GraphCache()
+        self._input_cache = GraphCache()
         layouts = [self._layout(m) for m in members]
         ref = {p.dtype for m in members for p in m.parameters()}
         devices = {p.device for m in members for p in m.parameters()}
@@ -390,7 +341,7 @@ class BatchedBaseline(Module):
             return stacked_linear(F.dropout(expanded, p, True), weight, None)
         x_csr = x if x.layout == torch.sparse_csr else x.to_sparse_csr()
         crow, col, perm = self._input_cache.get(
-            x, (num_members, x.device), lambda: _member_rows(x_csr, num_members)
+            (x,), (num_members, x.device), lambda: _member_rows(x_csr, num_members)
         )
         values = F.dropout(x_csr.values()[perm], p, True)
         big = torch.sparse_csr_tensor(
@@ -506,10 +457,10 @@ class BatchedGCN(BatchedBaseline):
                 edge_index, None, num_nodes, improved=False, add_self_loops=True,
                 flow="source_to_target", dtype=like.dtype,
             )  # fmt: skip
-            return _csr_pair(ei[1], ei[0], weight, num_nodes)
+            return csr_with_transpose(ei[1], ei[0], weight, num_nodes)
 
         extra = (num_nodes, like.dtype, like.device)
-        return self._graph_cache.get(edge_index, extra, build)
+        return self._graph_cache.get((edge_index,), extra, build)
 
     def forward(self, x: Tensor, edge_index: Tensor | None = None) -> Tensor:
         """Return the ``[N, B, out_channels]`` outputs (see the base class)."""
@@ -564,10 +515,10 @@ class BatchedGraphSAGE(BatchedBaseline):
             source, target = edge_index.long()
             ones = torch.ones(target.numel(), dtype=like.dtype, device=like.device)
             deg = scatter(ones, target, 0, num_nodes, reduce="sum")
-            return _csr_pair(target, source, ones / deg[target], num_nodes)
+            return csr_with_transpose(target, source, ones / deg[target], num_nodes)
 
         extra = (num_nodes, like.dtype, like.device)
-        return self._graph_cache.get(edge_index, extra, build)
+        return self._graph_cache.get((edge_index,), extra, build)
 
     def forward(self, x: Tensor, edge_index: Tensor | None = None) -> Tensor:
         """Return the ``[N, B, out_channels]`` outputs (see the base class)."""
@@ -637,7 +588,7 @@ class BatchedGAT(BatchedBaseline):
             ei, _ = add_self_loops(ei, num_nodes=num_nodes)
             return ei[0], ei[1]
 
-        return self._graph_cache.get(edge_index, (num_nodes,), build)
+        return self._graph_cache.get((edge_index,), (num_nodes,), build)
 
     def _attention(
         self,

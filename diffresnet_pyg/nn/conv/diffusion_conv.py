@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 from torch_geometric.nn.conv import MessagePassing
-from torch_geometric.utils import to_torch_csr_tensor
+from torch_geometric.typing import Adj, OptTensor, SparseTensor
+from torch_geometric.utils import spmm, to_torch_csr_tensor
 
+from diffresnet_pyg.nn.cache import GraphCache
 from diffresnet_pyg.nn.dropout import (
     draw_mask_seed,
     keep_mask_bytes,
@@ -19,6 +21,39 @@ from diffresnet_pyg.nn.laplacian import (
     check_laplacian,
     split_laplacian,
 )
+from diffresnet_pyg.nn.sparse import csr_with_transpose
+
+#: PyG's message for a reverse flow on an (already oriented) sparse adjacency.
+_SPARSE_FLOW_ERROR = (
+    'Flow direction "target_to_source" is invalid for message propagation via '
+    "`torch_sparse.SparseTensor` or `torch.sparse.Tensor`. If you really want "
+    "to make use of a reverse message passing flow, pass in the transposed "
+    "sparse tensor to the message passing module, e.g., `adj_t.t()`."
+)
+
+
+def _graph_layout(graph: Adj) -> str:
+    """``"adj_t"`` (torch COO/CSR), ``"sparse_tensor"`` or ``"edge_index"``."""
+    if isinstance(graph, Tensor):
+        if graph.layout in (torch.sparse_coo, torch.sparse_csr):
+            return "adj_t"
+        return "edge_index"
+    if isinstance(graph, SparseTensor):
+        return "sparse_tensor"
+    return "edge_index"  # anything else is rejected by split_laplacian
+
+
+def _weights_need_grad(graph: Adj, edge_weight: OptTensor) -> bool:
+    """Whether the operator of a graph will need gradients (never cached)."""
+    if not torch.is_grad_enabled():
+        return False
+    if edge_weight is not None and edge_weight.requires_grad:
+        return True
+    if isinstance(graph, Tensor):
+        return graph.requires_grad  # a sparse adjacency with such values
+    if isinstance(graph, SparseTensor):
+        return graph.requires_grad()
+    return False
 
 
 def _buffer(like: Tensor) -> Tensor:
@@ -90,6 +125,33 @@ class _EulerSteps(torch.autograd.Function):
         return cur, None, None, None, None, None
 
 
+class _Operator(NamedTuple):
+    """One Euler step ``scale * (I - step_size * L)`` as the forward uses it.
+
+    Constant weights: ``graph`` and ``transpose`` are CSR matrices whose rows
+    are the targets, resp. the sources (for :class:`_EulerSteps`).
+    Differentiable weights: ``graph`` and ``edge_weight`` are the arguments of
+    ``propagate``: an ``edge_index`` in the layer's ``flow`` with its weights,
+    or an ``adj_t`` whose values are the weights (CSR for torch sparse inputs,
+    a ``SparseTensor`` for ``SparseTensor`` inputs).
+    """
+
+    graph: Adj
+    edge_weight: OptTensor = None
+    transpose: Tensor | None = None
+
+
+class _GraphOperators:
+    """A graph's Laplacian and its Euler operators by scale (one cache entry)."""
+
+    __slots__ = ("laplacian", "layout", "operators")
+
+    def __init__(self, laplacian: SplitLaplacian, layout: str) -> None:
+        self.laplacian = laplacian
+        self.layout = layout
+        self.operators: dict[float, _Operator] = {}
+
+
 class DiffusionConv(MessagePassing):
     r"""Explicit Euler diffusion steps on a graph (Diff-ResNet's diffusion layer).
 
@@ -115,19 +177,44 @@ class DiffusionConv(MessagePassing):
     * ``"combinatorial"``: :math:`\mathrm{diag}(\mathbf{A}\mathbf{1}) -
       \mathbf{A}` on the weights as given (Gaussian kNN graphs).
 
-    The normalization is computed once per call (once ever with
-    ``cached=True``) and the :math:`1/(1-p)` dropout rescaling is folded into
-    the operator, so a step costs one sparse-dense product and one mask.
-    Explicit Euler is stable when :math:`\gamma \lambda_{\max}(\mathbf{L}) <
-    2`; since :math:`\lambda_{\max} \geq \max_i L_{ii}` for symmetric
-    :math:`\mathbf{L}`, a step with :math:`\gamma \max_i L_{ii} \geq 2` is
-    rejected (``check_stability=False`` disables this).
+    :math:`A_{ij}` is the weight of the message *into* node :math:`i` from
+    node :math:`j` and degrees are weighted in-degrees. With the default
+    ``flow="source_to_target"`` an ``edge_index`` column :math:`(j, i)` sends
+    from ``edge_index[0]`` to ``edge_index[1]``; with
+    ``flow="target_to_source"`` the other way, as in PyG's ``GCNConv`` and
+    ``APPNP``. A sparse adjacency is PyG's ``adj_t`` (row :math:`i` holds the
+    messages into :math:`i`): it is already oriented, so, as in PyG, it is
+    only accepted with ``flow="source_to_target"`` (pass ``adj_t.t()`` for
+    the reverse flow).
+
+    The normalization is computed once per call and the :math:`1/(1-p)`
+    dropout rescaling is folded into the operator, so a step costs one
+    sparse-dense product and one mask. Explicit Euler is stable when
+    :math:`\gamma \lambda_{\max}(\mathbf{L}) < 2`; since :math:`\lambda_{\max}
+    \geq \max_i L_{ii}` for symmetric :math:`\mathbf{L}`, a step with
+    :math:`\gamma \max_i L_{ii} \geq 2` is rejected (``check_stability=False``
+    disables this).
+
+    With ``cached=True`` the Laplacian and operators of a graph are kept and
+    reused while the same graph is given again: the same ``edge_index`` (or
+    adjacency) and ``edge_weight`` objects, not modified in place since, with
+    the same number of nodes, ``x`` dtype and hyperparameters. Any other graph
+    is normalized, so a cached layer is never stale. The operators of the two
+    most recently used graphs are kept, as long as those graph tensors exist
+    (e.g. the whole graph for evaluation and the current mini-batch's
+    subgraph). The cache is derived data, not module state: it is not in the
+    ``state_dict``, copies (``copy.deepcopy``, pickling) start without it, and
+    after ``.to()`` or ``.double()`` a call with inputs of the new device or
+    dtype builds operators of that device or dtype. Operators that need
+    gradients (differentiable edge weights) are never cached.
 
     With constant edge weights the backward stores no features: the step is
     linear, so the gradient is the transposed operator applied ``num_steps``
     times (with the same dropout masks), and memory stays at a few
-    :math:`N \times F` buffers whatever ``num_steps`` is (differentiable edge
-    weights use autograd through message passing, which stores every step).
+    :math:`N \times F` buffers whatever ``num_steps`` is. Differentiable edge
+    weights use autograd through message passing (``message`` on an
+    ``edge_index``, ``message_and_aggregate`` on a sparse adjacency), which
+    stores every step.
 
     Args:
         step_size (float): The step :math:`\gamma > 0`.
@@ -139,8 +226,8 @@ class DiffusionConv(MessagePassing):
             without one before normalizing. (default: :obj:`True`)
         dropout (float, optional): Dropout probability applied to the input of
             every step in training mode. (default: :obj:`0.0`)
-        cached (bool, optional): Cache the normalized operator on the first
-            call (only for a fixed, transductive graph); cleared by
+        cached (bool, optional): Keep the operators of the last two graphs
+            for calls with the same graph (see above); cleared by
             :meth:`reset_parameters`. (default: :obj:`False`)
         check_stability (bool, optional): Raise on a step size that is
             certainly unstable for the graph. (default: :obj:`True`)
@@ -150,14 +237,17 @@ class DiffusionConv(MessagePassing):
             stores nothing per step, at the cost of drawing every mask twice.
             (default: :obj:`False`)
         **kwargs (optional): Additional arguments of
-            :class:`torch_geometric.nn.conv.MessagePassing`.
+            :class:`torch_geometric.nn.conv.MessagePassing`, e.g. ``flow``
+            (:obj:`"source_to_target"` or :obj:`"target_to_source"`, see
+            above). (default: ``aggr="add"``)
 
     Shapes:
-        - **input:** node features :math:`(|\mathcal{V}|, F)`, edge indices
-          :math:`(2, |\mathcal{E}|)` or a sparse adjacency
+        - **input:** node features :math:`(|\mathcal{V}|, F)` of one node set
+          (a bipartite pair ``(x_src, x_dst)`` raises a :class:`ValueError`),
+          edge indices :math:`(2, |\mathcal{E}|)` or a sparse adjacency
           :math:`(|\mathcal{V}|, |\mathcal{V}|)` (torch COO/CSR or
           ``torch_sparse.SparseTensor``, rows are targets), edge weights
-          :math:`(|\mathcal{E}|)` *(optional)*
+          :math:`(|\mathcal{E}|)` *(optional, edge indices only)*
         - **output:** node features :math:`(|\mathcal{V}|, F)`
 
     Example:
@@ -167,6 +257,16 @@ class DiffusionConv(MessagePassing):
         >>> conv = DiffusionConv(step_size=0.5, num_steps=2, laplacian="sym")
         >>> conv(x, edge_index).sum().item() > 0
         True
+        >>> # one directed edge 0 -> 1: node 1 receives, node 0 does not
+        >>> directed = torch.tensor([[0], [1]])
+        >>> conv = DiffusionConv(0.5, laplacian="combinatorial")
+        >>> conv(x[:2], directed).squeeze()
+        tensor([1.0000, 0.5000])
+        >>> reverse = DiffusionConv(
+        ...     0.5, laplacian="combinatorial", flow="target_to_source"
+        ... )
+        >>> reverse(x[:2], directed).squeeze()  # node 0 receives from node 1
+        tensor([0.5000, 0.0000])
     """
 
     def __init__(
@@ -201,8 +301,7 @@ class DiffusionConv(MessagePassing):
                 f"'recompute_masks' must be True or False, got {recompute_masks!r}"
             )
         self.recompute_masks = recompute_masks
-        self._cached_laplacian: SplitLaplacian | None = None
-        self._cached_operators: dict[float, tuple[Tensor, Tensor]] = {}
+        self._cache = GraphCache(max_entries=2)
 
     @property
     def dropout_active(self) -> bool:
@@ -210,25 +309,61 @@ class DiffusionConv(MessagePassing):
         return self.training and self.dropout > 0.0
 
     def reset_parameters(self) -> None:
-        """Clear the cached operator (the layer has no parameters)."""
+        """Clear the cached operators (the layer has no parameters)."""
         super().reset_parameters()
-        self._cached_laplacian = None
-        self._cached_operators = {}
+        self._cache.clear()
+
+    def _oriented(self, edge_index: Adj) -> Adj:
+        """``edge_index`` as ``(source, target)`` columns, or a sparse ``adj_t``."""
+        if _graph_layout(edge_index) != "edge_index":
+            if self.flow == "target_to_source":
+                raise ValueError(_SPARSE_FLOW_ERROR)
+            return edge_index
+        if self.flow == "target_to_source" and isinstance(edge_index, Tensor):
+            return edge_index.flip(0)
+        return edge_index
 
     def split_laplacian(
-        self, edge_index: Any, edge_weight: Tensor | None, num_nodes: int, dtype
+        self,
+        edge_index: Adj,
+        edge_weight: OptTensor,
+        num_nodes: int,
+        dtype: torch.dtype,
     ) -> SplitLaplacian:
-        """The layer's Laplacian of a graph (validated; cached if ``cached``)."""
-        if self.cached and self._cached_laplacian is not None:
-            lap = self._cached_laplacian
-            if lap.num_nodes != num_nodes:
-                raise ValueError(
-                    f"The cached graph has {lap.num_nodes} nodes but the input has "
-                    f"{num_nodes}; call reset_parameters() when the graph changes"
-                )
-            return lap
+        """The layer's Laplacian of a graph (validated; cached if ``cached``).
+
+        Its ``edge_index`` is oriented from sender to receiver whatever the
+        layer's ``flow`` (reversed from the input's for
+        ``flow="target_to_source"``).
+        """
+        return self._graph_operators(
+            edge_index, edge_weight, num_nodes, dtype
+        ).laplacian
+
+    def _graph_operators(
+        self,
+        edge_index: Adj,
+        edge_weight: OptTensor,
+        num_nodes: int,
+        dtype: torch.dtype,
+    ) -> _GraphOperators:
+        """The cache entry of a graph: looked up, or built (and stored)."""
+        objects = (edge_index, edge_weight)
+        extra = (
+            num_nodes,
+            dtype,
+            self.flow,
+            self.laplacian,
+            self.add_self_loops,
+            self.step_size,
+        )
+        use_cache = self.cached and not _weights_need_grad(edge_index, edge_weight)
+        if use_cache:
+            entry = self._cache.lookup(objects, extra)
+            if entry is not None:
+                return entry
         lap = split_laplacian(
-            edge_index,
+            self._oriented(edge_index),
             edge_weight,
             num_nodes,
             self.laplacian,
@@ -246,58 +381,88 @@ class DiffusionConv(MessagePassing):
                     "laplacian_max_eigenvalue for the exact bound), more smaller "
                     "steps, or check_stability=False"
                 )
-        if self.cached:
-            self._cached_laplacian = lap
-        return lap
+        entry = _GraphOperators(lap, _graph_layout(edge_index))
+        if use_cache and not (lap.weight.requires_grad or lap.diag.requires_grad):
+            self._cache.store(objects, extra, entry)
+        return entry
 
-    def _operator(self, lap: SplitLaplacian, scale: float) -> tuple[Tensor, Tensor]:
-        """``(graph, other)`` for the operator ``scale * (I - step_size * L)``.
-
-        Differentiable weights give ``(edge_index, edge_weight)`` for message
-        passing; otherwise ``(adj, adj_back)``: CSR matrices whose rows are
-        the targets and the sources respectively.
-        """
-        if self.cached and scale in self._cached_operators:
-            return self._cached_operators[scale]
+    def _operator(self, entry: _GraphOperators, scale: float) -> _Operator:
+        """The operator ``scale * (I - step_size * L)`` of a graph (memoized)."""
+        op = entry.operators.get(scale)
+        if op is not None:
+            return op
+        lap = entry.laplacian
+        n = lap.num_nodes
         edge_index, weight = lap.euler_operator(self.step_size, scale)
-        if weight.requires_grad:
-            op = (edge_index, weight)
-        else:
-            n = lap.num_nodes
-            op = (
-                to_torch_csr_tensor(edge_index.flip(0), weight, size=(n, n)),
-                to_torch_csr_tensor(edge_index, weight, size=(n, n)),
+        source, target = edge_index
+        if not weight.requires_grad:
+            adj, adj_back = csr_with_transpose(target, source, weight, n)
+            op = _Operator(adj, transpose=adj_back)
+        elif entry.layout == "sparse_tensor":
+            adj_t = SparseTensor(
+                row=target, col=source, value=weight, sparse_sizes=(n, n)
             )
-        if self.cached:
-            self._cached_operators[scale] = op
+            op = _Operator(adj_t)
+        elif entry.layout == "adj_t":
+            adj_t = to_torch_csr_tensor(torch.stack([target, source]), weight, (n, n))
+            op = _Operator(adj_t)
+        else:
+            if self.flow == "target_to_source":
+                edge_index = edge_index.flip(0)
+            op = _Operator(edge_index, edge_weight=weight)
+        entry.operators[scale] = op
         return op
 
     def forward(
-        self, x: Tensor, edge_index: Any, edge_weight: Tensor | None = None
+        self, x: Tensor, edge_index: Adj, edge_weight: OptTensor = None
     ) -> Tensor:
-        """Apply ``num_steps`` diffusion steps to ``x``."""
+        """Apply ``num_steps`` diffusion steps to ``x``.
+
+        Args:
+            x (torch.Tensor): Node features ``[num_nodes, channels]``.
+            edge_index (torch.Tensor or SparseTensor): The graph: ``edge_index``
+                read in the layer's ``flow``, or a sparse ``adj_t``.
+            edge_weight (torch.Tensor, optional): Non-negative weights of the
+                ``edge_index`` columns.
+        """
+        if isinstance(x, (tuple, list)):
+            raise ValueError(
+                f"'{self.__class__.__name__}' diffuses features over one node "
+                "set, but received a tuple of node features (bipartite message "
+                "passing is not supported): pass the features of all nodes as one "
+                "[num_nodes, channels] tensor"
+            )
         if x.dim() != 2:
             raise ValueError(
                 f"'x' must have shape [num_nodes, channels], got {tuple(x.shape)}"
             )
         if self.num_steps == 0:
             return x
-        lap = self.split_laplacian(edge_index, edge_weight, x.size(0), x.dtype)
+        entry = self._graph_operators(edge_index, edge_weight, x.size(0), x.dtype)
         p = self.dropout if self.dropout_active else 0.0
-        graph, other = self._operator(lap, 1.0 / (1.0 - p))
-        if graph.layout == torch.sparse_csr:
+        op = self._operator(entry, 1.0 / (1.0 - p))
+        if op.transpose is not None:
             return _EulerSteps.apply(
-                x.contiguous(), graph, other, self.num_steps, p, self.recompute_masks
+                x.contiguous(),
+                op.graph,
+                op.transpose,
+                self.num_steps,
+                p,
+                self.recompute_masks,
             )
         for _ in range(self.num_steps):
             if p > 0.0:
                 x = x * keep_mask_bytes(x.shape, p, x.device).to(x.dtype)
-            x = self.propagate(graph, x=x, edge_weight=other)
+            x = self.propagate(op.graph, x=x, edge_weight=op.edge_weight)
         return x
 
-    def message(self, x_j: Tensor, edge_weight: Tensor) -> Tensor:
+    def message(self, x_j: Tensor, edge_weight: OptTensor) -> Tensor:
         """Neighbour features weighted by the operator's edge weights."""
-        return edge_weight.view(-1, 1) * x_j
+        return x_j if edge_weight is None else edge_weight.view(-1, 1) * x_j
+
+    def message_and_aggregate(self, adj_t: Adj, x: Tensor) -> Tensor:
+        """One step on a sparse operator: ``adj_t @ x``."""
+        return spmm(adj_t, x, reduce=self.aggr)
 
     def __repr__(self) -> str:
         return (
@@ -309,8 +474,8 @@ class DiffusionConv(MessagePassing):
 
 def diffusion(
     x: Tensor,
-    edge_index: Any,
-    edge_weight: Tensor | None = None,
+    edge_index: Adj,
+    edge_weight: OptTensor = None,
     *,
     step_size: float,
     num_steps: int = 1,
@@ -320,6 +485,7 @@ def diffusion(
     training: bool = True,
     check_stability: bool = True,
     recompute_masks: bool = False,
+    flow: str = "source_to_target",
 ) -> Tensor:
     r"""Functional form of :class:`DiffusionConv`.
 
@@ -341,5 +507,6 @@ def diffusion(
         dropout,
         check_stability=check_stability,
         recompute_masks=recompute_masks,
+        flow=flow,
     )
     return conv.train(training)(x, edge_index, edge_weight)
