@@ -211,8 +211,9 @@ def fit_chunk(
     after every epoch.
 
     With ``train.batching.method`` other than ``"full"``: mini-batch training
-    (:mod:`~diffresnet_pyg.experiments.minibatch`; diffusion operators cached
-    for the whole-graph evaluation only), the batches' randomness seeded from
+    (:mod:`~diffresnet_pyg.experiments.minibatch`; each diffusion layer keeps
+    the operators of the graphs it last saw, keyed on the graph, so the
+    whole-graph evaluation reuses its own), the batches' randomness seeded from
     ``train.batching.seed`` and the split and init seeds of the chunk's first
     run; sparse CSR features are sliced row-wise per batch.
     """
