@@ -1,4 +1,8 @@
-"""The example and benchmark scripts run end to end (tiny budgets)."""
+"""The example and benchmark scripts run end to end (tiny budgets).
+
+They read the synthetic Cora-shaped file of ``fake_root`` (Cora's class sizes,
+so the protocol prints Cora's seeds).
+"""
 
 import os
 import subprocess
@@ -21,7 +25,7 @@ def run(script: str, *args: str, data_root: Path) -> str:
     return result.stdout
 
 
-def test_cora_reference_example(data_cache):
+def test_cora_reference_example(fake_root):
     out = run(
         "examples/cora_reference.py",
         "--splits",
@@ -30,14 +34,14 @@ def test_cora_reference_example(data_cache):
         "2",
         "--max-epochs",
         "3",
-        data_root=data_cache,
+        data_root=fake_root,
     )
     assert "split 1 (seed 121958) init 1 (seed 711880)" in out
     assert "init 2 (seed 946634)" in out
     assert "mean test accuracy over 2 runs" in out
 
 
-def test_epoch_benchmark(data_cache):
+def test_epoch_benchmark(fake_root):
     out = run(
         "benchmarks/epoch_time_cora.py",
         "--epochs",
@@ -45,14 +49,14 @@ def test_epoch_benchmark(data_cache):
         "--rounds",
         "1",
         "--profile",
-        data_root=data_cache,
+        data_root=fake_root,
     )
     assert "same initial weights: True" in out
     assert "--- ours: top operators" in out
     assert "speed-up (authors / ours):" in out
 
 
-def test_batched_training_benchmark(data_cache):
+def test_batched_training_benchmark(fake_root):
     out = run(
         "benchmarks/batched_training.py",
         "--runs",
@@ -62,7 +66,7 @@ def test_batched_training_benchmark(data_cache):
         "--models",
         "gcn",
         "--root",
-        str(data_cache),
-        data_root=data_cache,
+        str(fake_root),
+        data_root=fake_root,
     )
     assert "gcn" in out and "projected 100 x 20 protocol" in out

@@ -20,6 +20,7 @@ from diffresnet_pyg.data import (
     load_graphdata,
     load_pyg_dataset,
 )
+from tests.fake_data import write_planetoid_raw
 
 
 class DownloadAttempted(RuntimeError):
@@ -42,14 +43,17 @@ def no_download(monkeypatch):
 
 
 # --- gnn-benchmark files ----------------------------------------------------
+# cora_root: the synthetic Cora-shaped file, then the real one (real_data).
 
 
 @pytest.fixture(scope="module")
-def cora(data_cache):
-    return load_dataset("cora", data_cache, download=False)
+def cora(cora_root):
+    return load_dataset("cora", cora_root, download=False)
 
 
-def test_cora_lcc(cora):
+@pytest.mark.real_data
+def test_cora_lcc(data_cache):
+    cora = load_dataset("cora", data_cache, download=False)
     assert cora.num_nodes == 2485
     assert cora.edge_index.size(1) == 10138
     assert cora.edge_index.dtype == torch.long
@@ -68,6 +72,7 @@ def test_edge_index_is_coalesced(cora):
     assert torch.all(key[1:] > key[:-1])
 
 
+@pytest.mark.real_data
 def test_citeseer_lcc(data_cache):
     data = load_dataset("citeseer", data_cache, download=False)
     assert data.num_nodes == 2110
@@ -76,8 +81,8 @@ def test_citeseer_lcc(data_cache):
     assert data.y.unique().tolist() == list(range(6))
 
 
-def test_features_binary_then_row_normalized(data_cache, cora):
-    binary = load_dataset("cora", data_cache, normalize_features=False)
+def test_features_binary_then_row_normalized(cora_root, cora):
+    binary = load_dataset("cora", cora_root, normalize_features=False)
     assert set(binary.x.unique().tolist()) <= {0.0, 1.0}
     sums = cora.x.sum(dim=1)
     ones = torch.isclose(sums, torch.ones_like(sums))
@@ -86,23 +91,23 @@ def test_features_binary_then_row_normalized(data_cache, cora):
     assert torch.allclose(cora.x, expected)
 
 
-def test_raw_load_is_unprocessed(data_cache):
-    data = load_gnnbench("cora", data_cache)
+def test_raw_load_is_unprocessed(cora_root):
+    data = load_gnnbench("cora", cora_root)
     assert data.num_nodes == 2708
     assert "orig_index" not in data
     assert not is_undirected(data.edge_index)
-    same = load_gnnbench_npz(data_cache / "gnnbench" / "cora.npz")
+    same = load_gnnbench_npz(cora_root / "gnnbench" / "cora.npz")
     assert torch.equal(same.edge_index, data.edge_index)
 
 
-def test_names_are_case_insensitive_with_alias(data_cache, cora):
+def test_names_are_case_insensitive_with_alias(cora_root, cora):
     for name in ("CORA", "gnnbench/cora", " Cora "):
-        other = load_dataset(name, data_cache, download=False)
+        other = load_dataset(name, cora_root, download=False)
         assert torch.equal(other.edge_index, cora.edge_index)
 
 
-def test_env_var_root(data_cache, monkeypatch, cora):
-    monkeypatch.setenv(DATA_ENV_VAR, str(data_cache))
+def test_env_var_root(cora_root, monkeypatch, cora):
+    monkeypatch.setenv(DATA_ENV_VAR, str(cora_root))
     data = load_dataset("cora", download=False)
     assert torch.equal(data.x, cora.x)
 
@@ -123,13 +128,13 @@ def test_missing_file_without_download(tmp_path, no_download):
         load_gnnbench("cora", tmp_path, download=False)
 
 
-def test_missing_file_is_downloaded_to_the_root(tmp_path, shared_data, monkeypatch):
+def test_missing_file_is_downloaded_to_the_root(tmp_path, cora_root, monkeypatch):
     calls = []
 
     def fake_download(url, folder, log=True, filename=None):
         calls.append(url)
         target = f"{folder}/{filename}"
-        shutil.copyfile(shared_data / "gnnbench" / "cora.npz", target)
+        shutil.copyfile(cora_root / "gnnbench" / "cora.npz", target)
         return target
 
     monkeypatch.setattr(torch_geometric.data, "download_url", fake_download)
@@ -191,6 +196,21 @@ def test_not_a_gnnbench_file(tmp_path):
 # --- PyG datasets -------------------------------------------------------------
 
 
+def test_planetoid_synthetic_raw_files_without_network(tmp_path, no_download):
+    write_planetoid_raw(tmp_path / "planetoid" / "Cora" / "raw")
+    data = load_pyg_dataset("planetoid", "Cora", tmp_path)
+    assert data.num_nodes == 900 and data.x.size(1) == 100
+    assert data.x.dtype == torch.float32 and data.y.dtype == torch.long
+    masks = (data.train_mask, data.val_mask, data.test_mask)
+    assert [int(m.sum()) for m in masks] == [140, 500, 200]
+    assert torch.bincount(data.y[data.train_mask]).tolist() == [20] * 7
+    assert (tmp_path / "planetoid" / "Cora" / "processed").is_dir()
+    standardized = load_dataset("planetoid/cora", tmp_path)
+    assert standardized.num_nodes == 900  # connected
+    assert torch.equal(standardized.train_mask, data.train_mask)
+
+
+@pytest.mark.real_data
 @pytest.mark.parametrize(("name", "num_nodes"), [("Cora", 2708), ("CiteSeer", 3327)])
 def test_planetoid_from_raw_files_without_network(
     data_cache, no_download, name, num_nodes
@@ -201,6 +221,7 @@ def test_planetoid_from_raw_files_without_network(
     assert (data_cache / "planetoid" / name / "processed").is_dir()
 
 
+@pytest.mark.real_data
 def test_planetoid_cora_standardized_lcc(data_cache, no_download):
     data = load_dataset("planetoid/cora", data_cache)
     assert data.num_nodes == 2485
@@ -228,6 +249,7 @@ def test_pyg_unknown_names():
 # --- GraphData files ----------------------------------------------------------
 
 
+@pytest.mark.real_data
 def test_graphdata_coauthor_cs(data_cache):
     data = load_dataset(
         "graphdata/coauthor_cs", data_cache, standardize=False, normalize_features=False
@@ -239,6 +261,7 @@ def test_graphdata_coauthor_cs(data_cache):
     assert data.y.dtype == torch.long
 
 
+@pytest.mark.real_data
 def test_graphdata_amazon_cs_is_symmetrized(data_cache):
     raw = load_graphdata("amazon_cs", data_cache)
     assert raw.num_nodes == 13752 and raw.x.size(1) == 767
@@ -272,13 +295,13 @@ def test_dataset_names_listed():
     assert "graphdata/amazon_cs" in DATASET_NAMES
 
 
-def test_min_class_size_needs_standardize(data_cache):
+def test_min_class_size_needs_standardize(fake_root):
     with pytest.raises(ValueError, match="standardize"):
-        load_dataset("cora", data_cache, standardize=False, min_class_size=5)
+        load_dataset("cora", fake_root, standardize=False, min_class_size=5)
 
 
-def test_min_class_size_drops_classes(data_cache):
-    data = load_dataset("cora", data_cache, min_class_size=214)
+def test_min_class_size_drops_classes(cora_root):
+    data = load_dataset("cora", cora_root, min_class_size=214)
     # Classes of 131 and 214 nodes go; the rest is re-standardized.
     assert int(data.y.max()) + 1 == 5
     assert torch.bincount(data.y).min() > 214

@@ -204,7 +204,7 @@ def test_ray_missing_is_a_clear_error(monkeypatch):
 
 
 # --------------------------------------------------------------------------
-# Runs on Cora: every executor gives the rows of the local one
+# Runs on a Cora-shaped graph: every executor gives the rows of the local one
 # --------------------------------------------------------------------------
 
 
@@ -232,16 +232,16 @@ def by_key(found: list[dict]) -> dict:
 
 
 @pytest.fixture(scope="module")
-def local_rows(data_cache, tmp_path_factory) -> tuple[Path, list[dict]]:
+def local_rows(fake_root, tmp_path_factory) -> tuple[Path, list[dict]]:
     """The tiny study run in this process with one torch thread."""
     folder = tmp_path_factory.mktemp("local") / "res"
-    run_experiment(config_from_dict(tiny(data_cache, folder)), progress=False)
+    run_experiment(config_from_dict(tiny(fake_root, folder)), progress=False)
     return folder, rows(folder)
 
 
-def test_run_chunk_is_the_row_of_the_runner(local_rows, data_cache, tmp_path):
+def test_run_chunk_is_the_row_of_the_runner(local_rows, fake_root, tmp_path):
     folder, reference = local_rows
-    raw = tiny(data_cache, tmp_path)
+    raw = tiny(fake_root, tmp_path)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -295,10 +295,10 @@ def ray_instance():
 
 
 @pytest.mark.ray
-def test_ray_gives_the_rows_of_local(ray_instance, local_rows, data_cache, tmp_path):
+def test_ray_gives_the_rows_of_local(ray_instance, local_rows, fake_root, tmp_path):
     folder, reference = local_rows
     out = tmp_path / "res"
-    ray_raw = tiny(data_cache, out, kind="ray", workers=2, threads=1)
+    ray_raw = tiny(fake_root, out, kind="ray", workers=2, threads=1)
     summary = run_experiment(config_from_dict(ray_raw), progress=False)
     assert by_key(rows(out)) == by_key(reference)
     assert summary["complete"] is True
@@ -316,12 +316,12 @@ def test_ray_gives_the_rows_of_local(ray_instance, local_rows, data_cache, tmp_p
 
 
 @pytest.mark.ray
-def test_ray_sweep_matches_a_local_sweep(ray_instance, data_cache, tmp_path):
+def test_ray_sweep_matches_a_local_sweep(ray_instance, fake_root, tmp_path):
     def sweep(output, executor):
         return config_from_dict(
             {
                 "output": str(output),
-                "dataset": {"name": "cora", "root": str(data_cache)},
+                "dataset": {"name": "cora", "root": str(fake_root)},
                 "split": {"num_splits": 1, "num_inits": 2},
                 "model": {"name": "mlp", "hidden_channels": 8},
                 "train": {"max_epochs": 3, "batch_members": 1},

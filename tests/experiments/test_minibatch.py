@@ -394,10 +394,10 @@ def rows(folder: Path) -> list[dict]:
     ]
 
 
-def test_runner_trains_on_random_partitions_and_resumes(tmp_path, data_cache):
+def test_runner_trains_on_random_partitions_and_resumes(tmp_path, fake_root):
     out = tmp_path / "res"
     batching = {"method": "random_partition", "num_parts": 4, "parts_per_batch": 2}
-    cfg = write_config(tmp_path / "c.yaml", data_cache, out, batching)
+    cfg = write_config(tmp_path / "c.yaml", fake_root, out, batching)
     assert main(["-q", "run", str(cfg)]) == 0
     first = rows(out)
     assert [(r["split"], r["init"]) for r in first] == [(0, 0), (0, 1), (0, 2)]
@@ -423,9 +423,9 @@ def test_runner_trains_on_random_partitions_and_resumes(tmp_path, data_cache):
     )
 
 
-def test_runner_refuses_a_folder_of_full_batch_results(tmp_path, data_cache, capsys):
+def test_runner_refuses_a_folder_of_full_batch_results(tmp_path, fake_root, capsys):
     out = tmp_path / "res"
-    cfg = write_config(tmp_path / "c.yaml", data_cache, out, {"method": "full"})
+    cfg = write_config(tmp_path / "c.yaml", fake_root, out, {"method": "full"})
     assert main(["-q", "run", str(cfg), "split.num_inits=1"]) == 0
     overrides = ["split.num_inits=1", "train.batching.method=random_partition"]
     assert main(["-q", "run", str(cfg), *overrides]) == 2
@@ -433,12 +433,12 @@ def test_runner_refuses_a_folder_of_full_batch_results(tmp_path, data_cache, cap
 
 
 @pytest.mark.parametrize("method", ["neighbor", "cluster"])
-def test_runner_names_the_missing_backend(tmp_path, data_cache, monkeypatch, method):
+def test_runner_names_the_missing_backend(tmp_path, fake_root, monkeypatch, method):
     monkeypatch.setattr(dtyping, "WITH_PYG_LIB", False)
     monkeypatch.setattr(dtyping, "WITH_TORCH_SPARSE", False)
     monkeypatch.setattr(pyg_typing, "WITH_METIS", False)
     cfg = write_config(
-        tmp_path / "c.yaml", data_cache, tmp_path / "r", {"method": method}
+        tmp_path / "c.yaml", fake_root, tmp_path / "r", {"method": method}
     )
     with pytest.raises(MissingBackendError, match="'pyg-lib'.*'torch-sparse'"):
         run_experiment(load_config(cfg), progress=False)
@@ -459,9 +459,9 @@ def test_runner_names_the_missing_backend(tmp_path, data_cache, monkeypatch, met
         ),
     ],
 )
-def test_runner_with_compiled_loaders(tmp_path, data_cache, batching):
+def test_runner_with_compiled_loaders(tmp_path, fake_root, batching):
     out = tmp_path / "res"
-    cfg = write_config(tmp_path / "c.yaml", data_cache, out, batching)
+    cfg = write_config(tmp_path / "c.yaml", fake_root, out, batching)
     try:
         summary = run_experiment(load_config(cfg), progress=False)
     except MissingBackendError as exc:  # torch-sparse built without METIS

@@ -39,9 +39,9 @@ def rows(folder: Path) -> list[dict]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def test_cli_run_end_to_end(tmp_path, data_cache, capsys):
+def test_cli_run_end_to_end(tmp_path, fake_root, capsys):
     out = tmp_path / "res"
-    cfg = write_config(tmp_path / "c.yaml", data_cache, out)
+    cfg = write_config(tmp_path / "c.yaml", fake_root, out)
     assert main(["-q", "run", str(cfg), "model.layer_num=3", "train.lr=0.02"]) == 0
     assert "test accuracy" in capsys.readouterr().out
     got = rows(out)
@@ -59,16 +59,16 @@ def test_cli_run_end_to_end(tmp_path, data_cache, capsys):
     assert summary["test_acc"]["mean"] == pytest.approx(mean)
 
 
-def test_plan_runs_follows_the_protocol(tmp_path, data_cache):
+def test_plan_runs_follows_the_protocol(tmp_path, fake_root):
     cfg = config_from_dict(
         {
             "output": str(tmp_path),
-            "dataset": {"name": "cora", "root": str(data_cache)},
+            "dataset": {"name": "cora", "root": str(fake_root)},
             "model": {"name": "mlp"},
             "split": {"num_splits": 2, "num_inits": 3},
         }
     )
-    data = load_dataset("cora", data_cache)
+    data = load_dataset("cora", fake_root)
     runs = plan_runs(cfg, data)
     splits = list(protocol_splits(data.y, num_splits=2, num_inits=3))
     assert [r.key for r in runs] == [(s, i) for s in range(2) for i in range(3)]
@@ -77,11 +77,11 @@ def test_plan_runs_follows_the_protocol(tmp_path, data_cache):
     assert runs[3].test_idx.equal(splits[1].test_idx)
 
 
-def test_public_split(tmp_path, data_cache):
+def test_public_split(tmp_path, fake_root):
     cfg = config_from_dict(
         {
             "output": str(tmp_path / "res"),
-            "dataset": {"name": "planetoid/cora", "root": str(data_cache)},
+            "dataset": {"name": "planetoid/cora", "root": str(fake_root)},
             "model": {"name": "mlp"},
             "split": {"scheme": "public", "num_splits": 1, "num_inits": 2},
             "train": {"max_epochs": 2, "batch_members": 2},
@@ -89,14 +89,14 @@ def test_public_split(tmp_path, data_cache):
     )
     summary = run_experiment(cfg, progress=False)
     assert summary["n_runs"] == 2
-    data = load_dataset("planetoid/cora", data_cache)
+    data = load_dataset("planetoid/cora", fake_root)
     (run, _) = plan_runs(cfg, data)
     assert run.train_idx.equal(data.train_mask.nonzero().flatten())
 
 
-def test_resume_after_a_truncated_row(tmp_path, data_cache):
+def test_resume_after_a_truncated_row(tmp_path, fake_root):
     out = tmp_path / "res"
-    cfg = load_config(write_config(tmp_path / "c.yaml", data_cache, out))
+    cfg = load_config(write_config(tmp_path / "c.yaml", fake_root, out))
     run_experiment(cfg, progress=False)
     first = rows(out)
     # an interrupted write: first row intact, second cut in the middle
@@ -109,9 +109,9 @@ def test_resume_after_a_truncated_row(tmp_path, data_cache):
     assert summary["complete"] is True
 
 
-def test_a_different_config_is_refused(tmp_path, data_cache, capsys):
+def test_a_different_config_is_refused(tmp_path, fake_root, capsys):
     out = tmp_path / "res"
-    cfg = write_config(tmp_path / "c.yaml", data_cache, out)
+    cfg = write_config(tmp_path / "c.yaml", fake_root, out)
     assert main(["-q", "run", str(cfg)]) == 0
     assert main(["-q", "run", str(cfg), "train.lr=0.5"]) == 2
     err = capsys.readouterr().err
@@ -121,9 +121,9 @@ def test_a_different_config_is_refused(tmp_path, data_cache, capsys):
     assert len(rows(out)) == 2
 
 
-def test_growing_the_protocol_keeps_finished_runs(tmp_path, data_cache):
+def test_growing_the_protocol_keeps_finished_runs(tmp_path, fake_root):
     out = tmp_path / "res"
-    cfg = write_config(tmp_path / "c.yaml", data_cache, out, split={"num_inits": 1})
+    cfg = write_config(tmp_path / "c.yaml", fake_root, out, split={"num_inits": 1})
     run_experiment(load_config(cfg), progress=False)
     first = rows(out)
     summary = run_experiment(load_config(cfg, ["split.num_inits=2"]), progress=False)
@@ -132,12 +132,12 @@ def test_growing_the_protocol_keeps_finished_runs(tmp_path, data_cache):
     assert summary["n_runs"] == 2 and summary["complete"] is True
 
 
-def test_resume_after_kill(tmp_path, data_cache):
+def test_resume_after_kill(tmp_path, fake_root):
     """Kill a run mid-way, rerun: every run once, finished ones untouched."""
     out = tmp_path / "res"
     cfg = write_config(
         tmp_path / "c.yaml",
-        data_cache,
+        fake_root,
         out,
         model={"name": "mlp", "hidden_channels": 16},
         split={"num_inits": 4},
@@ -167,11 +167,11 @@ def test_resume_after_kill(tmp_path, data_cache):
     assert json.loads((out / "summary.json").read_text())["complete"] is True
 
 
-def test_cli_sweep_writes_table_and_plot(tmp_path, data_cache, capsys):
+def test_cli_sweep_writes_table_and_plot(tmp_path, fake_root, capsys):
     out = tmp_path / "sweep"
     cfg = write_config(
         tmp_path / "s.yaml",
-        data_cache,
+        fake_root,
         out,
         split={"num_inits": 1},
         train={"max_epochs": 2},
@@ -209,7 +209,7 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert "model.depth" in capsys.readouterr().err
 
 
-def test_an_edited_sweep_keeps_the_points_it_did_not_change(tmp_path, data_cache):
+def test_an_edited_sweep_keeps_the_points_it_did_not_change(tmp_path, fake_root):
     from diffresnet_pyg.experiments.runner import run_sweep
     from diffresnet_pyg.experiments.schema import config_from_dict
 
@@ -217,7 +217,7 @@ def test_an_edited_sweep_keeps_the_points_it_did_not_change(tmp_path, data_cache
         return config_from_dict(
             {
                 "output": str(tmp_path / "sweep"),
-                "dataset": {"name": "cora", "root": str(data_cache)},
+                "dataset": {"name": "cora", "root": str(fake_root)},
                 "split": {"num_splits": 1, "num_inits": 1},
                 "model": {"name": "mlp", "hidden_channels": 8},
                 "train": {"max_epochs": 2, "batch_members": 1},
@@ -257,7 +257,7 @@ def test_an_edited_sweep_keeps_the_points_it_did_not_change(tmp_path, data_cache
 
 
 @pytest.mark.parametrize("model", ["gat", "gcn"])
-def test_a_last_chunk_of_one_run_gets_dense_features(tmp_path, data_cache, model):
+def test_a_last_chunk_of_one_run_gets_dense_features(tmp_path, fake_root, model):
     # 3 runs, 2 at a time: the second chunk holds a single, unbatched model,
     # which takes dense features even when batches take sparse ones.
     from diffresnet_pyg.experiments.runner import run_experiment
@@ -266,7 +266,7 @@ def test_a_last_chunk_of_one_run_gets_dense_features(tmp_path, data_cache, model
     cfg = config_from_dict(
         {
             "output": str(tmp_path / model),
-            "dataset": {"name": "cora", "root": str(data_cache)},
+            "dataset": {"name": "cora", "root": str(fake_root)},
             "split": {"num_splits": 1, "num_inits": 3},
             "model": {"name": model, "hidden_channels": 8},
             "train": {"max_epochs": 2, "batch_members": 2, "sparse_features": True},

@@ -139,6 +139,7 @@ def test_train_backbone_lowers_the_loss():
     assert accuracies[-1] > 0.5
 
 
+@pytest.mark.real_data
 def test_train_backbone_on_omniglot_subset(shared_data, tmp_path):
     path = shared_data / "omniglot" / "images_evaluation.npz"
     if not path.is_file():

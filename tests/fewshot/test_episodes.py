@@ -256,6 +256,7 @@ def omniglot_pixels(shared_data, tmp_path_factory):
     return pooled.reshape(30, 20, 225), labels
 
 
+@pytest.mark.real_data
 def test_omniglot_episodes(omniglot_pixels):
     pooled, labels = omniglot_pixels
     feats = ClassFeatures.from_tensor(torch.from_numpy(pooled))

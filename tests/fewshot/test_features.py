@@ -375,6 +375,7 @@ def test_load_errors(tmp_path):
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.real_data
 def test_omniglot_pixels_round_trip(shared_data, tmp_path):
     source = shared_data / "omniglot" / "images_evaluation.npz"
     if not source.is_file():

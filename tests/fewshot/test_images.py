@@ -59,6 +59,7 @@ def _write_omniglot(root: Path, images: np.ndarray, labels: np.ndarray) -> None:
 # --------------------------------------------------------------- Omniglot
 
 
+@pytest.mark.real_data
 def test_load_omniglot_real(shared_data, tmp_path):
     _copy(shared_data / "omniglot" / "images_evaluation.npz", tmp_path)
     images, labels = load_omniglot(tmp_path, background=False, size=28)
@@ -70,9 +71,11 @@ def test_load_omniglot_real(shared_data, tmp_path):
     assert torch.equal(labels, torch.arange(659).repeat_interleave(20))
 
 
-def test_load_omniglot_polarity_and_area_resize(omniglot_eval_raw, tmp_path):
-    raw, raw_labels = omniglot_eval_raw
-    subset, sub_labels = raw[40:43], raw_labels[40:43]
+def test_load_omniglot_polarity_and_area_resize(tmp_path):
+    # three characters of random drawings in the stored polarity (True = paper)
+    rng = np.random.default_rng(0)
+    subset = rng.random((3, 20, 105, 105)) > 0.1
+    sub_labels = np.repeat(np.array([[40], [41], [42]]), 20, axis=1)
     _write_omniglot(tmp_path, subset, sub_labels)
     full, labels = load_omniglot(tmp_path, background=False, size=105)
     strokes = ~subset.reshape(-1, 105, 105)
@@ -139,6 +142,7 @@ def test_load_omniglot_default_root(tmp_path, monkeypatch):
 # ---------------------------------------------------------- official runs
 
 
+@pytest.mark.real_data
 def test_load_omniglot_runs(runs28):
     runs = runs28
     assert [r.name for r in runs] == [f"run{i:02d}" for i in range(1, 21)]
@@ -156,6 +160,7 @@ def test_load_omniglot_runs(runs28):
     assert runs[0].query_labels[:3].tolist() == [7, 8, 1]
 
 
+@pytest.mark.real_data
 def test_load_omniglot_runs_pixels(runs_zip, runs28):
     from PIL import Image
 
@@ -173,6 +178,7 @@ def test_load_omniglot_runs_pixels(runs_zip, runs28):
     torch.testing.assert_close(runs28[0].support[:, 0], _area_loop(strokes, 28))
 
 
+@pytest.mark.real_data
 def test_runs_match_load_omniglot(runs28, omniglot_eval_raw, tmp_path):
     raw, raw_labels = omniglot_eval_raw
     char, drawer = RUN01_CLASS01

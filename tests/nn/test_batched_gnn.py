@@ -350,10 +350,10 @@ def test_errors(graph):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_real_cora(data_cache, family):
+def test_cora_sized_graph(cora_root, family):
     from diffresnet_pyg.data import load_dataset
 
-    data = load_dataset("cora", data_cache)
+    data = load_dataset("cora", cora_root)
     x, edge_index = data.x, data.edge_index
     torch.manual_seed(0)
     ms = [BUILDERS[family](x.size(1), int(data.y.max()) + 1) for _ in range(B)]

@@ -7,6 +7,8 @@ from torch_geometric.utils import scatter
 from diffresnet_pyg.data import load_dataset
 from diffresnet_pyg.nn import DiffusionConv, laplacian_max_eigenvalue, split_laplacian
 
+pytestmark = pytest.mark.real_data
+
 
 @pytest.mark.parametrize("name, lam", [("cora", 5.78), ("citeseer", 4.21)])
 def test_reference_lambda_max(data_cache, name, lam):
