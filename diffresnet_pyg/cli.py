@@ -132,7 +132,7 @@ def _tune(args: argparse.Namespace, progress: bool) -> int:
     print(
         f"{result.folder}: {result.finished} trials ({result.new_trials} new); "
         f"best trial {result.best_number}: validation accuracy "
-        f"{acc['mean']:.2f} +- {acc['std']:.2f} over "
+        f"{acc['mean']:.2f} +- {acc['std']:.2f} % over "
         f"{result.best_record['n_runs']} runs ({params})"
     )
     print(

@@ -286,12 +286,17 @@ def _requeue_killed(optuna: Any, study: Any) -> None:
         )
 
 
-def _record(t: Any) -> dict[str, Any]:
+def _params(t: Any, space: SearchSpace) -> dict[str, Any]:
+    """A trial's parameters in the order of the space (Optuna sorts them)."""
+    return {key: t.params[key] for key in space.params if key in t.params}
+
+
+def _record(t: Any, space: SearchSpace) -> dict[str, Any]:
     attrs = t.user_attrs
     return {
         "number": t.number,
         "state": t.state.name.lower(),
-        "params": dict(t.params),
+        "params": _params(t, space),
         "value": t.value,
         "val_acc": attrs.get("val_acc"),
         "val_loss": attrs.get("val_loss"),
@@ -341,7 +346,7 @@ def _write_record(
 ) -> Any:
     """Rewrite ``trials.jsonl``, ``trials.md`` and ``best.yaml``; the best trial."""
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-    records = [_record(t) for t in trials]
+    records = [_record(t, space) for t in trials]
     text = "".join(json.dumps(r) + "\n" for r in records)
     write_atomic(folder / TRIALS_JSONL, text)
     write_atomic(folder / TRIALS_MD, _markdown(records, space))
@@ -349,7 +354,8 @@ def _write_record(
     if not complete:
         return None
     best = study.best_trial
-    chosen = _trial_config(config, dict(best.params), _tuned_output(config))
+    params = _params(best, space)
+    chosen = _trial_config(config, params, _tuned_output(config))
     name = f"{config.name} (tuned)" if config.name else None
     chosen = dataclasses.replace(chosen, name=name)
     acc = best.user_attrs["val_acc"]
@@ -358,7 +364,7 @@ def _write_record(
         f"# trial {best.number} of {folder}, validation accuracy "
         f"{acc['mean']:.2f} +- {acc['std']:.2f} % over "
         f"{best.user_attrs['n_runs']} runs.\n"
-        f"# Tuned: {', '.join(f'{k}={v!r}' for k, v in best.params.items())}.\n"
+        f"# Tuned: {', '.join(f'{k}={v!r}' for k, v in params.items())}.\n"
     )
     body = yaml.safe_dump(config_to_dict(chosen), sort_keys=False)
     write_atomic(folder / BEST_FILE, header + body)
@@ -471,9 +477,9 @@ def tune(
         folder=folder,
         metric=space.metric,
         best_number=best.number,
-        best_params=dict(best.params),
+        best_params=_params(best, space),
         best_value=float(best.value),
-        best_record=_record(best),
+        best_record=_record(best, space),
         new_trials=finished() - start_count,
         finished=finished(),
         best_config=folder / BEST_FILE,

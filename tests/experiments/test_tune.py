@@ -160,6 +160,11 @@ def test_tune_end_to_end_and_resume(tmp_path, fake_root, capsys):
     )
     for t in study.trials:
         assert not any("test" in key for key in t.user_attrs)
+    # The same search in one go draws the same parameters.
+    (tmp_path / "again").mkdir()
+    code, again = tune_cli(tmp_path / "again", fake_root)
+    assert code == 0
+    assert [r["params"] for r in records(again)] == [r["params"] for r in trials]
     # A third run with enough trials runs nothing new.
     assert tune_cli(tmp_path, fake_root)[0] == 0
     assert "3 trials (0 new)" in capsys.readouterr().out
