@@ -232,3 +232,11 @@ def test_missing_optuna_is_a_clear_error(tmp_path, fake_root, capsys, monkeypatc
     monkeypatch.setattr(builtins, "__import__", no_optuna)
     assert tune_cli(tmp_path, fake_root)[0] == 2
     assert 'pip install -e ".[tune]"' in capsys.readouterr().err
+
+
+def test_the_shipped_space_fits_the_diffresnet_config():
+    from diffresnet_pyg.experiments.tune import load_space
+
+    repo = Path(__file__).resolve().parents[2]
+    space = load_space(repo / "configs" / "tune" / "diffresnet_space.yaml")
+    check_against(space, load_config(repo / "configs" / "cora" / "diffresnet.yaml"))
