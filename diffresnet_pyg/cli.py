@@ -143,7 +143,16 @@ def _tune(args: argparse.Namespace, progress: bool) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``diffresnet-pyg``; returns the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if (
+        extra
+        and args.command == "tune"
+        and all("=" in item and not item.startswith("-") for item in extra)
+    ):  # overrides after -o DIR, which argparse does not join to the others
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

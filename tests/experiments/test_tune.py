@@ -209,6 +209,10 @@ def test_a_folder_of_another_space_or_config_is_refused(tmp_path, fake_root, cap
     assert "different config or space" in err and "space params" in err
     assert tune_cli(tmp_path, fake_root, SPACE, "train.max_epochs=4")[0] == 2
     assert "train.max_epochs: 3 -> 4" in capsys.readouterr().err
+    cfg, spc = tmp_path / "c.yaml", tmp_path / "space.yaml"
+    args = ["tune", str(cfg), str(spc), "-o", str(out), "train.lr=0.1"]
+    assert main(args) == 2  # overrides after -o count too
+    assert "train.lr: " in capsys.readouterr().err
 
 
 def test_cli_errors(tmp_path, fake_root, capsys):
