@@ -4,6 +4,7 @@ Usage::
 
     diffresnet-pyg run CONFIG [KEY=VALUE ...]      # every (split, init) run
     diffresnet-pyg sweep CONFIG [KEY=VALUE ...]    # every point of a sweep
+    diffresnet-pyg tune CONFIG SPACE [KEY=VALUE ...] [-o DIR]  # search on val
     diffresnet-pyg fewshot CONFIG [KEY=VALUE ...]  # few-shot methods on episodes
     diffresnet-pyg report RESULTS_DIR              # summaries, tables, plots
     diffresnet-pyg synthetic [--output DIR]        # the synthetic figures
@@ -59,6 +60,26 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(
             "overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides"
         )
+    text = "search hyperparameters on validation accuracy (Optuna; resumes)"
+    p = sub.add_parser(
+        "tune",
+        help=text,
+        description=text + ". Each trial runs every (split, init) of CONFIG "
+        "with values drawn from SPACE; test accuracy is never evaluated. "
+        "Writes best.yaml (run it for the test accuracy), trials.jsonl and "
+        "trials.md.",
+    )
+    p.add_argument("config", help="YAML config file (no sweep)")
+    p.add_argument("space", help="YAML search space (trials, sampler, seed, params)")
+    p.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides"
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        help="the tune folder (default: the config's output + '-tune')",
+    )
     p = sub.add_parser("report", help="write summaries, tables and plots")
     p.add_argument("results_dir", help="a results, sweep, or parent folder")
     text = "regenerate the synthetic figures (XOR collapse, circles, moons, spirals)"
@@ -88,9 +109,50 @@ def _fewshot(args: argparse.Namespace, progress: bool) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace, progress: bool) -> int:
+    from diffresnet_pyg.experiments.tune import load_space, tune
+
+    config = load_config(args.config, args.overrides)
+    space = load_space(args.space)
+    try:  # tune logs each trial itself; Optuna's own lines would repeat them
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    except ImportError:
+        pass  # tune() says how to install it
+    try:
+        result = tune(config, space, args.output, progress=progress)
+    except ImportError as exc:
+        if exc.name != "optuna":
+            raise
+        print(f"diffresnet-pyg: error: {exc}", file=sys.stderr)
+        return 2
+    acc = result.best_record["val_acc"]
+    params = ", ".join(f"{k}={v!r}" for k, v in result.best_params.items())
+    print(
+        f"{result.folder}: {result.finished} trials ({result.new_trials} new); "
+        f"best trial {result.best_number}: validation accuracy "
+        f"{acc['mean']:.2f} +- {acc['std']:.2f} % over "
+        f"{result.best_record['n_runs']} runs ({params})"
+    )
+    print(
+        f"chosen config: {result.best_config} (diffresnet-pyg run {result.best_config})"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``diffresnet-pyg``; returns the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if (
+        extra
+        and args.command == "tune"
+        and all("=" in item and not item.startswith("-") for item in extra)
+    ):  # overrides after -o DIR, which argparse does not join to the others
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
@@ -116,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.command == "show" and read_yaml(args.config).get("task") == "fewshot"
         ):
             return _fewshot(args, progress)
+        if args.command == "tune":
+            return _tune(args, progress)
         config = load_config(args.config, args.overrides)
         if args.command == "show":
             print(yaml.safe_dump(config_to_dict(config), sort_keys=False), end="")

@@ -136,7 +136,7 @@ def train_members_minibatch(
     y: Tensor,
     train_idx: Tensor,
     val_idx: Tensor,
-    test_idx: Tensor,
+    test_idx: Tensor | None,
     *,
     eval_graph: Any,
     optimizer: str = "adam",
@@ -171,7 +171,8 @@ def train_members_minibatch(
         y (torch.Tensor): Labels ``[N]``.
         train_idx (torch.Tensor): ``[B, T]`` training nodes of each member.
         val_idx (torch.Tensor): ``[B, V]`` validation nodes.
-        test_idx (torch.Tensor): ``[B, S]`` test nodes.
+        test_idx (torch.Tensor or None): ``[B, S]`` test nodes (:obj:`None`:
+            never evaluated).
         eval_graph (Any): The whole graph (``edge_index`` or sparse
             adjacency) for evaluation.
         optimizer (str, optional): As in ``train_members``.

@@ -367,9 +367,11 @@ def make_row(
         dict: ``dataset``, ``model``, ``split``, ``split_seed``, ``init``,
         ``init_seed``, ``epochs``, ``best_epoch``, ``val_acc``, ``val_loss``,
         ``test_acc``, ``seconds`` (the run's share of the batch's training
-        time), ``batch_members``, ``batch_seconds``.
+        time), ``batch_members``, ``batch_seconds``. A run that never
+        evaluated its test nodes (``result.test_acc`` is :obj:`None`, a tuning
+        run) has no ``test_acc`` key at all.
     """
-    return {
+    row = {
         "dataset": dataset,
         "model": model,
         "split": run.split,
@@ -385,3 +387,6 @@ def make_row(
         "batch_members": batch_members,
         "batch_seconds": batch_seconds,
     }
+    if result.test_acc is None:
+        del row["test_acc"]
+    return row

@@ -27,6 +27,11 @@ the data itself, so the ``executor`` section can train chunks in this process,
 in a pool of local processes or on a Ray cluster
 (:mod:`~diffresnet_pyg.experiments.executors`); rows are appended as chunks
 finish, and they are the same whatever the executor.
+
+``evaluate_test=False`` (:func:`run_experiment`, :func:`run_chunk`) is for
+tuning hyperparameters: the test nodes are never evaluated, the rows have no
+``test_acc`` key, and no summary is written (a summary reports test accuracy).
+The rows are otherwise the same as those of an ordinary run.
 """
 
 from __future__ import annotations
@@ -202,6 +207,7 @@ def fit_chunk(
     *,
     on_epoch: Callable[[int, int], None] | None,
     on_finish: Callable[[int, MemberResult], None],
+    evaluate_test: bool = True,
 ) -> None:
     """Train the members of one chunk of runs (on ``x``'s device) as configured.
 
@@ -216,12 +222,16 @@ def fit_chunk(
     whole-graph evaluation reuses its own), the batches' randomness seeded from
     ``train.batching.seed`` and the split and init seeds of the chunk's first
     run; sparse CSR features are sliced row-wise per batch.
+    ``evaluate_test=False``: the test nodes are never evaluated (results
+    without test accuracy).
     """
     train = config.train
     device = x.device
     train_idx = stack_index([r.train_idx for r in chunk], device)
     val_idx = stack_index([r.val_idx for r in chunk], device)
-    test_idx = stack_index([r.test_idx for r in chunk], device)
+    test_idx = (
+        stack_index([r.test_idx for r in chunk], device) if evaluate_test else None
+    )
     settings = dict(
         optimizer=train.optimizer,
         lr=train.lr,
@@ -282,11 +292,14 @@ class ChunkTask:
         keys (tuple): ``(split, init)`` of each run, in training order.
         point (int): Index of the config among those run together (the
             points of a sweep; 0 for a single experiment).
+        evaluate_test (bool): Whether the runs read their test accuracy
+            (:obj:`False` for tuning runs).
     """
 
     config: dict[str, Any]
     keys: tuple[tuple[int, int], ...]
     point: int = 0
+    evaluate_test: bool = True
 
 
 #: Per-process cache of datasets, run plans and model inputs (most recent last).
@@ -352,6 +365,7 @@ def run_chunk(
     *,
     on_row: Callable[[dict[str, Any]], None] | None = None,
     on_epoch: Callable[[int, int], None] | None = None,
+    evaluate_test: bool = True,
 ) -> list[dict[str, Any]]:
     """Train the runs ``keys`` of ``config`` as one batched model; their rows.
 
@@ -373,12 +387,16 @@ def run_chunk(
             finishes. (default: :obj:`None`)
         on_epoch (callable, optional): ``on_epoch(epoch, active_members)``
             after every epoch. (default: :obj:`None`)
+        evaluate_test (bool, optional): Read each run's test accuracy;
+            :obj:`False` never evaluates the test nodes and leaves
+            ``test_acc`` out of the rows (tuning). (default: :obj:`True`)
 
     Returns:
         list[dict]: One row per run, in the order the runs finished: dataset,
         model, split and its seed, init and its seed, epochs, best epoch,
-        validation accuracy and loss, test accuracy, seconds, batch size and
-        the batch's wall time.
+        validation accuracy and loss, test accuracy (unless
+        ``evaluate_test=False``), seconds, batch size and the batch's wall
+        time.
 
     Raises:
         ValueError: If ``keys`` is empty or names runs the config does not
@@ -428,13 +446,14 @@ def run_chunk(
         chunk,
         on_epoch=on_epoch,
         on_finish=on_finish,
+        evaluate_test=evaluate_test,
     )
     return rows
 
 
 def train_chunk(task: ChunkTask) -> list[dict[str, Any]]:
     """:func:`run_chunk` of ``task``'s config and keys (the executors' task)."""
-    return run_chunk(task.config, task.keys)
+    return run_chunk(task.config, task.keys, evaluate_test=task.evaluate_test)
 
 
 @dataclass(eq=False)
@@ -461,7 +480,9 @@ def _check_runnable(config: ExperimentConfig, executor: ExecutorConfig) -> None:
     check_executor(executor, config.train.device)
 
 
-def _prepare(config: ExperimentConfig, point: int) -> tuple[_Point, list[ChunkTask]]:
+def _prepare(
+    config: ExperimentConfig, point: int, evaluate_test: bool = True
+) -> tuple[_Point, list[ChunkTask]]:
     """The pending runs of a claimed folder, as chunk tasks."""
     folder = Path(config.output)
     for name in SUMMARY_FILES:
@@ -483,7 +504,7 @@ def _prepare(config: ExperimentConfig, point: int) -> tuple[_Point, list[ChunkTa
     )
     raw = config_to_dict(work)
     tasks = [
-        ChunkTask(raw, tuple(run.key for run in chunk), point)
+        ChunkTask(raw, tuple(run.key for run in chunk), point, evaluate_test)
         for chunk in _chunks(pending, batch)
     ]
     return _Point(config, len(plan), len(pending)), tasks
@@ -510,6 +531,7 @@ def _train_here(
             chunk.keys,
             on_row=on_row,
             on_epoch=on_epoch if progress else None,
+            evaluate_test=chunk.evaluate_test,
         )
 
     return task
@@ -523,12 +545,14 @@ def _execute(
     device: str,
     progress: bool,
     desc: str,
+    summarize: bool = True,
 ) -> None:
     """Train ``tasks`` with ``executor``, appending rows as chunks finish.
 
     ``"local"`` appends each run's row as soon as it finishes; the other
     executors return a chunk's rows when the chunk finishes, and they are
-    appended then. A point's summary is written once all its runs are there.
+    appended then. A point's summary is written once all its runs are there
+    (if ``summarize``).
     """
     total = sum(point.total for point in points)
     bar = tqdm(
@@ -542,7 +566,7 @@ def _execute(
 
     def finish(point: _Point, count: int) -> None:
         point.left -= count
-        if point.left == 0:
+        if point.left == 0 and summarize:
             point.summary = write_summary(point.folder, expected_runs=point.total)
 
     for point in points:
@@ -564,8 +588,8 @@ def _execute(
 
 
 def run_experiment(
-    config: ExperimentConfig, *, progress: bool = True
-) -> dict[str, Any]:
+    config: ExperimentConfig, *, progress: bool = True, evaluate_test: bool = True
+) -> dict[str, Any] | None:
     """Run (or resume) every run of ``config``; return the summary.
 
     The chunks of runs are trained where ``config.executor`` says (this
@@ -576,15 +600,20 @@ def run_experiment(
     Args:
         config (ExperimentConfig): A config without a ``sweep`` section.
         progress (bool, optional): Show a progress bar. (default: :obj:`True`)
+        evaluate_test (bool, optional): Read each run's test accuracy.
+            :obj:`False` (tuning, :mod:`~diffresnet_pyg.experiments.tune`)
+            never evaluates the test nodes, writes rows without ``test_acc``
+            and no summary. (default: :obj:`True`)
 
     Returns:
-        dict: The summary written to ``summary.json``.
+        dict or None: The summary written to ``summary.json``; :obj:`None`
+        when ``evaluate_test=False``.
     """
     if config.sweep is not None:
         raise ValueError("this config has a 'sweep' section: use run_sweep")
     _check_runnable(config, config.executor)
     claim_folder(Path(config.output), config)
-    point, tasks = _prepare(config, 0)
+    point, tasks = _prepare(config, 0, evaluate_test)
     _execute(
         [point],
         tasks,
@@ -592,6 +621,7 @@ def run_experiment(
         device=config.train.device,
         progress=progress,
         desc=point.label,
+        summarize=evaluate_test,
     )
     return point.summary
 

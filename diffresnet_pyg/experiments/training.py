@@ -11,8 +11,9 @@ here (Adam, AdamW, Adamax, SGD) update every entry independently, so member
 :math:`b` follows the trajectory of its own run. After every epoch each
 member is evaluated, its early-stopping rule decides, and its best weights
 are snapshotted. A member that stops has its checkpoint restored, its test
-accuracy read once, and is removed from the batch (with its optimizer
-state), so finished runs cost nothing.
+accuracy read once (never, when no test nodes are given: a tuning run), and
+is removed from the batch (with its optimizer state), so finished runs cost
+nothing.
 """
 
 from __future__ import annotations
@@ -157,7 +158,8 @@ class MemberResult:
             checkpoint, or the final epoch when ``max_epochs`` was reached).
         val_loss (float): Validation loss of the tested weights.
         val_acc (float): Validation accuracy of the tested weights.
-        test_acc (float): Test accuracy, read once, of the tested weights.
+        test_acc (float or None): Test accuracy, read once, of the tested
+            weights; :obj:`None` when the run had no test nodes (tuning).
         train_seconds (float): Wall time of the batch until this member
             finished, divided by the batch's initial size.
     """
@@ -166,7 +168,7 @@ class MemberResult:
     best_epoch: int
     val_loss: float
     val_acc: float
-    test_acc: float
+    test_acc: float | None
     train_seconds: float
 
 
@@ -257,7 +259,7 @@ def train_members(
     y: Tensor,
     train_idx: Tensor,
     val_idx: Tensor,
-    test_idx: Tensor,
+    test_idx: Tensor | None,
     *,
     optimizer: str = "adam",
     lr: float = 0.01,
@@ -288,7 +290,9 @@ def train_members(
         y (torch.Tensor): Labels ``[N]``.
         train_idx (torch.Tensor): ``[B, T]`` training nodes of each member.
         val_idx (torch.Tensor): ``[B, V]`` validation nodes of each member.
-        test_idx (torch.Tensor): ``[B, S]`` test nodes of each member.
+        test_idx (torch.Tensor or None): ``[B, S]`` test nodes of each member;
+            :obj:`None` never evaluates the test nodes (the results'
+            ``test_acc`` is :obj:`None`), for runs that tune hyperparameters.
         optimizer (str, optional): A key of :data:`OPTIMIZERS`.
             (default: :obj:`"adam"`)
         lr (float, optional): Learning rate. (default: :obj:`0.01`)
@@ -322,7 +326,9 @@ def train_members(
                 f"'{name}' must have shape [{num_members}, K] (one row per "
                 f"member), got {tuple(idx.shape)}"
             )
-    if test_idx.dim() != 2 or test_idx.size(0) != num_members:
+    if test_idx is not None and (
+        test_idx.dim() != 2 or test_idx.size(0) != num_members
+    ):
         raise ValueError(
             f"'test_idx' must have shape [{num_members}, K], got "
             f"{tuple(test_idx.shape)}"
@@ -344,7 +350,8 @@ def train_members(
     ckpt_epoch = torch.zeros(num_members, dtype=torch.long)
     ckpt_loss = torch.full((num_members,), math.nan, dtype=torch.float64)
     ckpt_acc = torch.zeros(num_members, dtype=torch.float64)
-    y_train, y_val, y_test = y[train_idx], y[val_idx], y[test_idx]
+    y_train, y_val = y[train_idx], y[val_idx]
+    y_test = None if test_idx is None else y[test_idx]
     active = torch.arange(num_members)
     results: list[MemberResult | None] = [None] * num_members
     start = time.perf_counter()
@@ -396,8 +403,10 @@ def train_members(
                 ckpt_epoch = torch.where(last, epoch, ckpt_epoch)
                 ckpt_loss = torch.where(last, val_loss.cpu().double(), ckpt_loss)
                 ckpt_acc = torch.where(last, val_acc.cpu().double(), ckpt_acc)
-            out = model(x, graph)
-            _, test_acc = _scores(_member_logits(out, test_idx), y_test)
+            test_acc = None
+            if test_idx is not None:
+                out = model(x, graph)
+                _, test_acc = _scores(_member_logits(out, test_idx), y_test)
         seconds = (time.perf_counter() - start) / num_members
         for b in torch.nonzero(finished).flatten().tolist():
             member = int(active[b])
@@ -406,7 +415,7 @@ def train_members(
                 best_epoch=int(ckpt_epoch[b]),
                 val_loss=float(ckpt_loss[b]),
                 val_acc=float(ckpt_acc[b]),
-                test_acc=float(test_acc[b]),
+                test_acc=None if test_acc is None else float(test_acc[b]),
                 train_seconds=seconds,
             )
             if on_finish is not None:
@@ -420,16 +429,10 @@ def train_members(
         stopper.select(keep)
         active, ckpt_epoch = active[keep], ckpt_epoch[keep]
         ckpt_loss, ckpt_acc = ckpt_loss[keep], ckpt_acc[keep]
-        train_idx, val_idx, test_idx = (
-            train_idx[device_keep],
-            val_idx[device_keep],
-            test_idx[device_keep],
-        )
-        y_train, y_val, y_test = (
-            y_train[device_keep],
-            y_val[device_keep],
-            y_test[device_keep],
-        )
+        train_idx, val_idx = train_idx[device_keep], val_idx[device_keep]
+        y_train, y_val = y_train[device_keep], y_val[device_keep]
+        if test_idx is not None:
+            test_idx, y_test = test_idx[device_keep], y_test[device_keep]
     return [r for r in results if r is not None]
 
 
