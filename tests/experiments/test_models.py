@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch_geometric.utils import to_dense_adj
@@ -11,6 +13,7 @@ from diffresnet_pyg.experiments.models import (
     register_model,
 )
 from diffresnet_pyg.experiments.models.appnp import APPNPNet
+from diffresnet_pyg.experiments.models.gcnii import GCNIINet
 from diffresnet_pyg.experiments.schema import ConfigError, ModelConfig, config_from_dict
 from diffresnet_pyg.experiments.schema.fields import POSITIVE_INT
 from diffresnet_pyg.experiments.training import SingleMember
@@ -32,6 +35,7 @@ SMALL = {
     "gat": {"hidden_channels": 8, "heads": 2},
     "mlp": {"hidden_channels": 8},
     "appnp": {"hidden_channels": 8, "K": 3},
+    "gcnii": {"hidden_channels": 8, "num_layers": 3},
     "grand": {
         "hidden_channels": 8,
         "method": "rk4",
@@ -71,6 +75,7 @@ def test_batched_and_sparse_flags():
     assert get_model("gcn").takes_sparse(batched=True)
     assert not get_model("grand").takes_sparse(batched=True)
     assert not get_model("appnp").takes_sparse(batched=True)
+    assert not get_model("gcnii").batchable
 
 
 @pytest.mark.parametrize("name", BATCHABLE)
@@ -85,7 +90,7 @@ def test_members_start_from_the_seeded_plain_models(graph, name):
         torch.testing.assert_close(out[:, b], plain(x, edge_index))
 
 
-@pytest.mark.parametrize("name", ["grand", "appnp"])
+@pytest.mark.parametrize("name", ["grand", "appnp", "gcnii"])
 def test_one_seed_is_the_plain_model_and_unbatchable_models_refuse_more(name):
     cfg = model_config(name, **SMALL[name])
     assert isinstance(build_members(cfg, 6, 3, [1]), SingleMember)
@@ -250,3 +255,40 @@ def test_appnp_config_matches_the_paper_defaults():
         ModelConfig("appnp", {"alpha": 1.0})
     with pytest.raises(ConfigError, match=r"^model\.K: expected an int >= 1"):
         ModelConfig("appnp", {"K": 0})
+
+
+# --------------------------------------------------------------------------
+# GCNII against a dense computation
+# --------------------------------------------------------------------------
+
+
+def test_gcnii_equals_dense_initial_residual_and_identity_mapping(graph):
+    x, edge_index = graph
+    torch.manual_seed(0)
+    alpha, theta = 0.2, 0.7
+    model = GCNIINet(6, 3, hidden_channels=4, num_layers=3, alpha=alpha, theta=theta)
+    model = model.double().eval()
+    x = x.double()
+    a = to_dense_adj(edge_index, max_num_nodes=5)[0].double() + torch.eye(5)
+    d = a.sum(1).pow(-0.5)
+    a_hat = d[:, None] * a * d[None, :]
+    h = h0 = torch.relu(model.lin_in(x))
+    for layer, conv in enumerate(model.convs, start=1):
+        beta = math.log(theta / layer + 1)
+        support = (1 - alpha) * a_hat @ h + alpha * h0
+        mapping = (1 - beta) * torch.eye(4, dtype=torch.double) + beta * conv.weight1
+        h = torch.relu(support @ mapping)
+    torch.testing.assert_close(model(x, edge_index), model.lin_out(h))
+    x.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda v: model(v, edge_index), (x,))
+
+
+def test_gcnii_config_matches_the_paper_defaults():
+    params = ModelConfig("gcnii").params
+    assert params == {
+        "hidden_channels": 64,
+        "num_layers": 64,
+        "alpha": 0.1,
+        "theta": 0.5,
+        "dropout": 0.6,
+    }
