@@ -76,7 +76,7 @@ def _read_member(stream: IO[bytes], allow_pickle: bool) -> Any:
         shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
     if dtype.hasobject:
         if not allow_pickle:
-            raise _PickledError(stream.name)
+            raise _PickledError(stream.name.removesuffix(".npy"))
         return RestrictedUnpickler(stream, encoding="latin1").load()
     count = int(np.prod(shape, dtype=np.int64))
     buffer = stream.read(count * dtype.itemsize)

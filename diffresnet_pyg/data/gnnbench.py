@@ -52,7 +52,7 @@ def _csr_from_parts(loader: Any, prefix: str, path: Path) -> sp.csr_matrix:
     )
     shape = tuple(int(s) for s in loader[f"{prefix}_shape"])
     try:
-        return sp.csr_matrix(
+        matrix = sp.csr_matrix(
             (
                 loader[f"{prefix}_data"],
                 loader[f"{prefix}_indices"],
@@ -60,11 +60,13 @@ def _csr_from_parts(loader: Any, prefix: str, path: Path) -> sp.csr_matrix:
             ),
             shape=shape,
         )
+        matrix.check_format(True)
     except ValueError as exc:
         raise DatasetFileError(
             f"{path}: the CSR arrays {prefix}_* do not make a {shape} matrix "
             f"(an index past the node count?): {exc}"
         ) from None
+    return matrix
 
 
 def load_gnnbench_npz(path: PathLike) -> Data:
