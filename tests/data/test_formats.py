@@ -305,3 +305,10 @@ def test_restricted_unpickler_reads_old_scipy_pickles():
 
     loaded = RestrictedUnpickler(io.BytesIO(pickle.dumps(matrix))).load()
     assert (loaded != matrix).nnz == 0
+
+
+def test_reading_leaves_torchs_safe_globals_as_they_were(tmp_path, graph):
+    before = list(torch.serialization.get_safe_globals())
+    read_dataset_file(write(tmp_path, "pyg", graph))
+    assert torch.serialization.get_safe_globals() == before
+    assert Data in before  # PyG's own registration

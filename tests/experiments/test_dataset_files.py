@@ -236,3 +236,15 @@ def test_cli_runs_a_shipped_config_on_a_file(tmp_path, graph_file, capsys):
     assert row["dataset"] == "mygraph" and row["epochs"] == 2
     assert main(argv[:3] + argv[4:]) == 2
     assert "add dataset.name=null" in capsys.readouterr().err
+
+
+@pytest.mark.real_data
+def test_public_split_on_real_planetoid_cora(tmp_path, data_cache):
+    cfg = config(
+        tmp_path,
+        dataset={"name": "planetoid/cora", "root": str(data_cache)},
+        split={"scheme": "public", "num_splits": 1, "num_inits": 1},
+    )
+    (run,) = plan_runs(cfg, load_dataset(**load_arguments(cfg)))
+    sizes = (run.train_idx.numel(), run.val_idx.numel(), run.test_idx.numel())
+    assert sizes == (140, 500, 1000)

@@ -8,8 +8,8 @@ Loading never unpickles arbitrary code: the file is read with
 ``torch.load(path, weights_only=True)``, whose unpickler only rebuilds
 tensors and plain containers. A saved ``Data`` object also names PyG's
 ``Data``, ``DataEdgeAttr``, ``DataTensorAttr`` and ``GlobalStorage``
-classes; those four are allowed for this one call
-(:func:`torch.serialization.safe_globals`, not a global
+classes; PyG itself allows ``Data`` on import, the others are allowed for
+this one call only (:func:`torch.serialization.safe_globals`, not a global
 ``add_safe_globals``), and a file naming any other class is refused. (PyG's
 own ``torch_geometric.io.fs.torch_load`` falls back to ``weights_only=False``
 in that case, which is why it is not used.) A saved ``data.to_dict()`` needs
@@ -50,7 +50,11 @@ def _detect(probe: FileProbe) -> bool:
 def read_pyg_data(path: Path) -> Data:
     """Read a saved :class:`Data` (or ``Data.to_dict()``) without unsafe pickles."""
     try:
-        with torch.serialization.safe_globals(list(SAFE_PYG_CLASSES)):
+        # Only the classes not already allowed are added, and removed again
+        # on exit: PyG allows ``Data`` globally on import, and that must stay.
+        allowed = torch.serialization.get_safe_globals()
+        extra = [c for c in SAFE_PYG_CLASSES if c not in allowed]
+        with torch.serialization.safe_globals(extra):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         lines = str(exc).strip().splitlines() or [""]
