@@ -156,13 +156,15 @@ def write_planetoid_raw(
     num_test: int = 200,
     num_features: int = 100,
     seed: int = 0,
+    num_isolated: int = 0,
 ) -> Path:
     """Write the eight ``ind.<name>.*`` files that PyG's ``Planetoid`` reads.
 
     The public split of the result: 20 training nodes per class (nodes
     ``0..20 C - 1``), the next 500 validation nodes and :obj:`num_test` test
     nodes listed in shuffled order in ``ind.<name>.test.index``, as in the
-    real files. The graph is connected.
+    real files. The graph is connected, except for the last
+    :obj:`num_isolated` test nodes, which have no edges.
 
     Args:
         folder (Path): The ``raw`` folder to write into.
@@ -172,6 +174,7 @@ def write_planetoid_raw(
         num_test (int): Test nodes (``tx``).
         num_features (int): Vocabulary size.
         seed (int): Seed of everything random.
+        num_isolated (int): Test nodes left without edges.
 
     Returns:
         Path: :obj:`folder`.
@@ -186,7 +189,8 @@ def write_planetoid_raw(
             rng.integers(num_classes, size=num_nodes - num_train),
         ]
     )
-    edges = _component_edges(np.arange(num_nodes), labels, 2 * num_nodes, rng)
+    connected = np.arange(num_nodes - num_isolated)
+    edges = _component_edges(connected, labels, 2 * connected.size, rng)
     features = _bag_of_words(labels, num_features, rng, words_per_node=9)
     features.data[:] = 1.0
     one_hot = np.eye(num_classes, dtype=np.int32)[labels]
@@ -211,3 +215,114 @@ def write_planetoid_raw(
     lines = "".join(f"{i}\n" for i in test_index)
     (folder / f"ind.{name}.test.index").write_text(lines)
     return folder
+
+
+def small_graph(
+    class_sizes: tuple[int, ...] = (12, 10, 8),
+    num_splits: int = 2,
+    num_features: int = 5,
+    num_isolated: int = 2,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """A small labelled graph with its own split masks, as plain arrays.
+
+    ``edges`` ``[E, 2]`` lists each edge once (directed as stored): a path
+    through the first ``N - num_isolated`` nodes, some random chords and a
+    self loop on node 0; the last :obj:`num_isolated` nodes form a path of
+    their own (a second component). ``x`` holds counts 0..2, ``y`` the
+    classes in order, ``train_masks``/``val_masks``/``test_masks``
+    ``[num_splits, N]``: per split, 2 training and 2 validation nodes per
+    class drawn among the connected nodes, the rest test.
+    """
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(len(class_sizes)), class_sizes)
+    num_nodes = y.size
+    main = num_nodes - num_isolated
+    edges = {(k, k + 1) for k in range(main - 1)}
+    while len(edges) < main + 5:
+        u, v = (int(a) for a in rng.choice(main, 2, replace=False))
+        if (v, u) not in edges:
+            edges.add((u, v))
+    edges |= {(k, k + 1) for k in range(main, num_nodes - 1)}
+    edges.add((0, 0))
+    x = rng.integers(0, 3, size=(num_nodes, num_features)).astype(np.float32)
+    masks = np.zeros((3, num_splits, num_nodes), dtype=bool)
+    for s in range(num_splits):
+        for c in range(len(class_sizes)):
+            nodes = rng.permutation(np.flatnonzero(y[:main] == c))
+            masks[0, s, nodes[:2]] = True
+            masks[1, s, nodes[2:4]] = True
+        masks[2, s] = ~(masks[0, s] | masks[1, s])
+    return {
+        "x": x,
+        "y": y,
+        "edges": np.array(sorted(edges), dtype=np.int64),
+        "train_masks": masks[0],
+        "val_masks": masks[1],
+        "test_masks": masks[2],
+    }
+
+
+def write_graph_file(path: Path, fmt: str, graph: dict[str, np.ndarray]) -> Path:
+    """Write :func:`small_graph`'s arrays as a file of dataset format :obj:`fmt`.
+
+    ``csr`` and ``pyg`` store the masks as ``[N, S]``, ``heterophilous`` as
+    ``[S, N]``; ``gnnbench`` and ``graphdata`` have no masks.
+    """
+    import torch
+    from torch_geometric.data import Data
+
+    x, y, edges = graph["x"], graph["y"], graph["edges"]
+    num_nodes = y.size
+    adj = sp.csr_matrix(
+        (np.ones(len(edges), dtype=np.float32), (edges[:, 0], edges[:, 1])),
+        shape=(num_nodes, num_nodes),
+    )
+    masks = {
+        key[:-1]: graph[key].T for key in ("train_masks", "val_masks", "test_masks")
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csr":
+        np.savez(path, indptr=adj.indptr, indices=adj.indices, x=x, y=y, **masks)
+    elif fmt == "heterophilous":
+        np.savez(
+            path,
+            node_features=x,
+            node_labels=y,
+            edges=edges,
+            train_masks=graph["train_masks"],
+            val_masks=graph["val_masks"],
+            test_masks=graph["test_masks"],
+        )
+    elif fmt == "gnnbench":
+        attr = sp.csr_matrix(x)
+        np.savez(
+            path,
+            adj_data=adj.data,
+            adj_indices=adj.indices,
+            adj_indptr=adj.indptr,
+            adj_shape=np.array(adj.shape),
+            attr_data=attr.data,
+            attr_indices=attr.indices,
+            attr_indptr=attr.indptr,
+            attr_shape=np.array(attr.shape),
+            labels=y,
+        )
+    elif fmt == "graphdata":
+        boxes = {}
+        for key, value in (("adj_matrix", adj), ("node_attr", sp.csr_matrix(x))):
+            boxes[key] = np.empty((), dtype=object)
+            boxes[key][()] = value
+        np.savez(path, node_label=y.astype(np.int32), **boxes)
+    elif fmt == "pyg":
+        data = Data(
+            x=torch.from_numpy(x),
+            y=torch.from_numpy(y),
+            edge_index=torch.from_numpy(edges.T.copy()),
+            num_nodes=num_nodes,
+            **{k: torch.from_numpy(v.copy()) for k, v in masks.items()},
+        )
+        torch.save(data, path)
+    else:
+        raise ValueError(f"unknown format {fmt!r}")
+    return path

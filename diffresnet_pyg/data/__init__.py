@@ -4,13 +4,22 @@
   PyG (Planetoid, Coauthor, Amazon), GraphData and OGB (:func:`load_ogb`,
   optional ``ogb`` dependency) datasets into
   :class:`torch_geometric.data.Data`; :func:`resolve_root` says where.
+* :func:`read_dataset_file` (and ``load_dataset(path=...)``) reads a
+  dataset file in any registered format (:mod:`~diffresnet_pyg.data.formats`,
+  one module per format; :func:`format_names`, :func:`detect_format`).
 * :func:`standardize` / :class:`Standardize` and :func:`row_normalize` /
   :class:`RowNormalizeFeatures` are gnn-benchmark's preprocessing.
 * :func:`per_class_split` and :func:`protocol_splits` draw the authors' exact
   random splits and initialization seeds.
 """
 
+from diffresnet_pyg.data._common import DatasetFileError
 from diffresnet_pyg.data.datasets import DATASET_NAMES, load_dataset
+from diffresnet_pyg.data.formats import (
+    detect_format,
+    format_names,
+    read_dataset_file,
+)
 from diffresnet_pyg.data.gnnbench import (
     GNNBENCH_NAMES,
     GNNBENCH_URL,
@@ -44,6 +53,7 @@ from diffresnet_pyg.data.transforms import (
 __all__ = [
     "DATASET_NAMES",
     "DATA_ENV_VAR",
+    "DatasetFileError",
     "GNNBENCH_NAMES",
     "GNNBENCH_URL",
     "GRAPHDATA_NAMES",
@@ -53,6 +63,8 @@ __all__ = [
     "Split",
     "Standardize",
     "apply_split",
+    "detect_format",
+    "format_names",
     "load_dataset",
     "load_gnnbench",
     "load_gnnbench_npz",
@@ -63,6 +75,7 @@ __all__ = [
     "per_class_split",
     "protocol_split",
     "protocol_splits",
+    "read_dataset_file",
     "remove_small_classes",
     "resolve_root",
     "row_normalize",

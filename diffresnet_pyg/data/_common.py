@@ -20,3 +20,7 @@ def check_name(name: str, allowed: tuple[str, ...], what: str) -> str:
             f"unknown {what} dataset {name!r}; allowed: {', '.join(allowed)}"
         )
     return lowered[key]
+
+
+class DatasetFileError(ValueError):
+    """A dataset file that cannot be read; the message names the file and why."""

@@ -12,6 +12,8 @@ import torch
 from torch_geometric.data import Data
 from torch_geometric.utils import coalesce
 
+from diffresnet_pyg.data._common import DatasetFileError
+
 logger = logging.getLogger(__name__)
 
 
@@ -48,7 +50,7 @@ def _labels_to_tensor(labels: Any, num_nodes: int, path: Path) -> torch.Tensor:
     else:
         y = labels.astype(np.int64).reshape(-1)
     if y.shape[0] != num_nodes:
-        raise ValueError(
+        raise DatasetFileError(
             f"{path}: {y.shape[0]} labels for {num_nodes} nodes; the file is "
             "inconsistent"
         )
@@ -71,7 +73,7 @@ def to_data(
         adj = sp.csr_matrix(np.asarray(adj))
     num_nodes = int(adj.shape[0])
     if adj.shape[0] != adj.shape[1]:
-        raise ValueError(f"{path}: adjacency matrix is not square ({adj.shape})")
+        raise DatasetFileError(f"{path}: adjacency matrix is not square ({adj.shape})")
     edge_index, weight = _edges_from_adjacency(adj)
     data = Data(edge_index=edge_index, num_nodes=num_nodes)
     if weight.numel() and not bool(torch.all(weight == 1)):
@@ -79,7 +81,7 @@ def to_data(
     if attr is not None:
         dense = attr.toarray() if sp.issparse(attr) else np.asarray(attr)
         if dense.shape[0] != num_nodes:
-            raise ValueError(
+            raise DatasetFileError(
                 f"{path}: {dense.shape[0]} feature rows for {num_nodes} nodes"
             )
         data.x = torch.from_numpy(np.ascontiguousarray(dense, dtype=np.float32))

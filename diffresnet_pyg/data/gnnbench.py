@@ -17,8 +17,9 @@ import scipy.sparse as sp
 import torch_geometric.data
 from torch_geometric.data import Data
 
-from diffresnet_pyg.data._common import PathLike, check_name
+from diffresnet_pyg.data._common import DatasetFileError, PathLike, check_name
 from diffresnet_pyg.data._convert import to_data
+from diffresnet_pyg.data._npz import read_npz, require_keys
 from diffresnet_pyg.data.root import resolve_root
 
 __all__ = ["GNNBENCH_NAMES", "GNNBENCH_URL", "load_gnnbench", "load_gnnbench_npz"]
@@ -41,16 +42,31 @@ GNNBENCH_NAMES: tuple[str, ...] = (
 )
 
 
-def _csr_from_parts(loader: Any, prefix: str) -> sp.csr_matrix:
+def _csr_from_parts(loader: Any, prefix: str, path: Path) -> sp.csr_matrix:
     """A CSR matrix from ``<prefix>_data, _indices, _indptr, _shape``."""
-    return sp.csr_matrix(
-        (
-            loader[f"{prefix}_data"],
-            loader[f"{prefix}_indices"],
-            loader[f"{prefix}_indptr"],
-        ),
-        shape=tuple(int(s) for s in loader[f"{prefix}_shape"]),
+    require_keys(
+        loader,
+        [f"{prefix}_{part}" for part in ("data", "indices", "indptr", "shape")],
+        path,
+        "gnn-benchmark npz",
     )
+    shape = tuple(int(s) for s in loader[f"{prefix}_shape"])
+    try:
+        matrix = sp.csr_matrix(
+            (
+                loader[f"{prefix}_data"],
+                loader[f"{prefix}_indices"],
+                loader[f"{prefix}_indptr"],
+            ),
+            shape=shape,
+        )
+        matrix.check_format(True)
+    except ValueError as exc:
+        raise DatasetFileError(
+            f"{path}: the CSR arrays {prefix}_* do not make a {shape} matrix "
+            f"(an index past the node count?): {exc}"
+        ) from None
+    return matrix
 
 
 def load_gnnbench_npz(path: PathLike) -> Data:
@@ -74,34 +90,29 @@ def load_gnnbench_npz(path: PathLike) -> Data:
         if the file has no attributes), ``y``, ``num_nodes``.
     """
     path = Path(path)
-    # Only the needed keys are read, without unpickling anything.
-    with np.load(path, allow_pickle=False) as loader:
-        keys = set(loader.files)
-        missing = [
-            k
-            for k in ("adj_data", "adj_indices", "adj_indptr", "adj_shape")
-            if k not in keys
-        ]
-        if missing:
-            raise ValueError(
-                f"{path} is not a gnn-benchmark npz file: keys {missing} are "
-                f"missing (found {sorted(keys)})"
-            )
-        adj = _csr_from_parts(loader, "adj")
-        attr: sp.csr_matrix | np.ndarray | None
-        if "attr_data" in keys:
-            attr = _csr_from_parts(loader, "attr")
-        elif "attr_matrix" in keys:
-            attr = np.asarray(loader["attr_matrix"])
-        else:
-            attr = None
-        labels: Any
-        if "labels_data" in keys:
-            labels = _csr_from_parts(loader, "labels")
-        elif "labels" in keys:
-            labels = loader["labels"]
-        else:
-            labels = None
+    # Plain arrays only: nothing is unpickled.
+    loader = read_npz(path)
+    require_keys(
+        loader,
+        ("adj_data", "adj_indices", "adj_indptr", "adj_shape"),
+        path,
+        "gnn-benchmark npz",
+    )
+    adj = _csr_from_parts(loader, "adj", path)
+    attr: sp.csr_matrix | np.ndarray | None
+    if "attr_data" in loader:
+        attr = _csr_from_parts(loader, "attr", path)
+    elif "attr_matrix" in loader:
+        attr = np.asarray(loader["attr_matrix"])
+    else:
+        attr = None
+    labels: Any
+    if "labels_data" in loader:
+        labels = _csr_from_parts(loader, "labels", path)
+    elif "labels" in loader:
+        labels = loader["labels"]
+    else:
+        labels = None
     data = to_data(adj, attr, labels, path)
     logger.debug("loaded %s: %s", path, data)
     return data

@@ -7,7 +7,6 @@ collection (never downloaded).
 from __future__ import annotations
 
 import logging
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,9 @@ import numpy as np
 import scipy.sparse as sp
 from torch_geometric.data import Data
 
-from diffresnet_pyg.data._common import PathLike, check_name
+from diffresnet_pyg.data._common import DatasetFileError, PathLike, check_name
 from diffresnet_pyg.data._convert import to_data
+from diffresnet_pyg.data._npz import read_npz, require_keys
 from diffresnet_pyg.data.root import resolve_root
 
 __all__ = ["GRAPHDATA_NAMES", "load_graphdata", "load_graphdata_npz"]
@@ -41,7 +41,7 @@ def _to_csr(value: Any, what: str, path: Path) -> sp.csr_matrix | np.ndarray:
         return sp.csr_matrix(value)
     if isinstance(value, np.ndarray):
         return value
-    raise ValueError(
+    raise DatasetFileError(
         f"{path}: '{what}' must be a scipy sparse matrix or a numpy array "
         f"(got {type(value).__name__})"
     )
@@ -51,8 +51,10 @@ def load_graphdata_npz(path: PathLike) -> Data:
     """Read one GraphData ``.npz`` file of pickled scipy objects (no preprocessing).
 
     The file holds ``adj_matrix`` (a 0-d object array holding a CSR matrix),
-    ``node_attr`` (CSR or dense), ``node_label`` and ``metadata``; it is read
-    with ``numpy.load(path, allow_pickle=True)``, so only load files you trust.
+    ``node_attr`` (CSR or dense), ``node_label`` and ``metadata``. The
+    pickled objects are read with a restricted unpickler that rebuilds numpy
+    arrays and scipy sparse matrices only and refuses any other global, so a
+    file cannot run code.
     The adjacency is returned as stored (``amazon_cs`` is directed;
     :func:`~diffresnet_pyg.data.standardize` symmetrizes it).
 
@@ -64,19 +66,10 @@ def load_graphdata_npz(path: PathLike) -> Data:
         ``y``, ``num_nodes``.
     """
     path = Path(path)
-    with warnings.catch_warnings():
-        # The pickles name ``scipy.sparse.csr.csr_matrix`` (an old namespace).
-        warnings.filterwarnings(
-            "ignore", message=r".*scipy\.sparse\.\w+` namespace is deprecated"
-        )
-        with np.load(path, allow_pickle=True) as loader:
-            loader = {key: loader[key] for key in loader.files}
-    missing = [k for k in ("adj_matrix", "node_attr", "node_label") if k not in loader]
-    if missing:
-        raise ValueError(
-            f"{path} is not a GraphData npz file: keys {missing} are missing "
-            f"(found {sorted(loader)})"
-        )
+    loader = read_npz(path, allow_pickle=True)
+    require_keys(
+        loader, ("adj_matrix", "node_attr", "node_label"), path, "GraphData npz"
+    )
     adj = _to_csr(loader["adj_matrix"], "adj_matrix", path)
     attr = _to_csr(loader["node_attr"], "node_attr", path)
     labels = _unwrap(loader["node_label"])

@@ -35,6 +35,7 @@ __all__ = [
     "per_class_split",
     "protocol_split",
     "protocol_splits",
+    "small_classes",
     "split_seeds",
 ]
 
@@ -64,6 +65,25 @@ def _labels_to_numpy(y: Tensor | np.ndarray) -> np.ndarray:
             f"{int(y_np.min())}); unlabeled nodes are not supported"
         )
     return y_np
+
+
+def small_classes(y: Tensor | np.ndarray, min_size: int) -> dict[int, int]:
+    """The classes :math:`0..C-1` with fewer than :obj:`min_size` nodes.
+
+    Args:
+        y (torch.Tensor or numpy.ndarray): Class indices :math:`0..C-1`.
+        min_size (int): The nodes a class needs.
+
+    Returns:
+        dict[int, int]: Class index to its number of nodes, for the classes
+        that are too small (empty if none is).
+
+    Example:
+        >>> small_classes([0, 0, 1, 2, 2, 2], 2)
+        {1: 1}
+    """
+    sizes = np.bincount(_labels_to_numpy(y))
+    return {int(c): int(sizes[c]) for c in np.flatnonzero(sizes < min_size)}
 
 
 def _random_state(random_state: np.random.RandomState | int) -> np.random.RandomState:
@@ -163,16 +183,17 @@ def per_class_split(
     _check_count("num_val_per_class", num_val_per_class)
     rs = _random_state(random_state)
     num_classes = int(y_np.max()) + 1
-    for c in range(num_classes):
-        size = int(np.sum(y_np == c))
-        if size < num_train_per_class + num_val_per_class:
-            raise ValueError(
-                f"class {c} has {size} nodes but num_train_per_class + "
-                f"num_val_per_class = {num_train_per_class} + {num_val_per_class} "
-                f"= {num_train_per_class + num_val_per_class} are needed per "
-                f"class (classes 0..{num_classes - 1}); drop small classes first "
-                "(e.g. with remove_small_classes) or use fewer nodes per class"
-            )
+    needed = num_train_per_class + num_val_per_class
+    small = small_classes(y_np, needed)
+    if small:
+        listed = ", ".join(f"class {c} has {n} nodes" for c, n in small.items())
+        raise ValueError(
+            f"{listed}, but num_train_per_class + num_val_per_class = "
+            f"{num_train_per_class} + {num_val_per_class} = {needed} are needed "
+            f"per class (classes 0..{num_classes - 1}); drop small classes first "
+            "(load_dataset(min_class_size=...) or remove_small_classes) or use "
+            "fewer nodes per class"
+        )
     train_idx = _sample_per_class(
         rs, y_np, num_classes, num_train_per_class, None, "training"
     )

@@ -83,14 +83,17 @@ def _rebuild(
     return out
 
 
-def _symmetric_adjacency(edge_index: Tensor, num_nodes: int) -> sp.csr_matrix:
-    """Unweighted, undirected adjacency without self loops (``A + A^T``, != 0 -> 1)."""
+def _symmetric_adjacency(
+    edge_index: Tensor, num_nodes: int, symmetrize: bool = True
+) -> sp.csr_matrix:
+    """Unweighted adjacency without self loops (``A + A^T`` if symmetrized, -> 1)."""
     row, col = edge_index.detach().cpu().numpy().astype(np.int64)
     mask = row != col
     row, col = row[mask], col[mask]
     ones = np.ones(row.size, dtype=np.float32)
     adj = sp.coo_matrix((ones, (row, col)), shape=(num_nodes, num_nodes)).tocsr()
-    adj = (adj + adj.T).tocsr()
+    if symmetrize:
+        adj = (adj + adj.T).tocsr()
     adj.data[:] = 1.0
     return adj
 
@@ -100,6 +103,7 @@ def standardize(
     *,
     largest_component: bool = True,
     binarize_features: bool = True,
+    symmetrize: bool = True,
 ) -> Data:
     r"""Standardize a graph exactly as gnn-benchmark's ``SparseGraph.standardize()``.
 
@@ -114,7 +118,8 @@ def standardize(
     4. **largest connected component** (``scipy.sparse.csgraph``; among
        components of equal size the one picked by
        ``np.argsort(component_sizes)[::-1][:1]``, as gnn-benchmark does); the
-       kept nodes stay in their original index order,
+       kept nodes stay in their original index order (the components of a
+       graph left directed are its weakly connected ones),
     5. **binary features**: every nonzero entry of :obj:`x` becomes 1,
     6. **consecutive labels**: a 1-D :obj:`y` is remapped to
        :math:`0, \ldots, C - 1` in sorted order of the labels that remain
@@ -136,6 +141,8 @@ def standardize(
             keep every node. (default: :obj:`True`)
         binarize_features (bool, optional): If :obj:`False`, skip step 5.
             (default: :obj:`True`)
+        symmetrize (bool, optional): If :obj:`False`, skip step 2 and keep
+            the edges' directions. (default: :obj:`True`)
 
     Returns:
         torch_geometric.data.Data: The standardized graph.
@@ -160,10 +167,10 @@ def standardize(
         raise ValueError("standardize() needs a graph with at least one node")
     num_nodes = int(num_nodes)
 
-    adj = _symmetric_adjacency(data.edge_index, num_nodes)
+    adj = _symmetric_adjacency(data.edge_index, num_nodes, symmetrize)
 
     if largest_component:
-        _, component = connected_components(adj)
+        _, component = connected_components(adj, connection="weak")
         component_sizes = np.bincount(component)
         components_to_keep = np.argsort(component_sizes)[::-1][:1]
         keep = np.flatnonzero(np.isin(component, components_to_keep))

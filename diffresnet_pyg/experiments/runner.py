@@ -55,8 +55,14 @@ from torch import Tensor
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
-from diffresnet_pyg.data import load_dataset, protocol_splits, resolve_root
-from diffresnet_pyg.data.split import SEED_HIGH
+from diffresnet_pyg.data import (
+    load_dataset,
+    protocol_splits,
+    resolve_root,
+    split_seeds,
+)
+from diffresnet_pyg.data.formats import MASK_KEYS
+from diffresnet_pyg.data.split import SEED_HIGH, small_classes
 from diffresnet_pyg.experiments.executors import (
     check_executor,
     map_chunks,
@@ -99,6 +105,7 @@ __all__ = [
     "claim_folder",
     "fit_chunk",
     "input_features",
+    "load_arguments",
     "plan_runs",
     "run_chunk",
     "run_experiment",
@@ -139,31 +146,94 @@ class RunSpec:
         return self.split, self.init
 
 
+def _own_masks(config: ExperimentConfig, data: Data) -> list[tuple[Tensor, ...]]:
+    """The dataset's own ``(train, val, test)`` node indices, one per column."""
+    scheme = config.split.scheme
+    missing = [m for m in MASK_KEYS if m not in data]
+    if missing:
+        raise ValueError(
+            f"split.scheme {scheme!r} needs the dataset's own masks, but "
+            f"{config.dataset.label!r} has no {', '.join(missing)}"
+        )
+    masks = [data[m] if data[m].dim() == 2 else data[m].view(-1, 1) for m in MASK_KEYS]
+    columns = masks[0].size(1)
+    if scheme == "public" and columns != 1:
+        raise ValueError(
+            f"split.scheme 'public' is one split, but {config.dataset.label!r} "
+            f"has {columns} mask columns; use split.scheme: given"
+        )
+    if config.split.num_splits > columns:
+        raise ValueError(
+            f"split.num_splits is {config.split.num_splits}, but "
+            f"{config.dataset.label!r} has {columns} split(s) (mask columns); "
+            f"set split.num_splits <= {columns}"
+        )
+    splits = []
+    for column in range(config.split.num_splits):
+        parts = tuple(m[:, column].nonzero().flatten() for m in masks)
+        empty = [
+            m for m, part in zip(MASK_KEYS, parts, strict=True) if part.numel() == 0
+        ]
+        if empty:
+            raise ValueError(
+                f"split {column} of {config.dataset.label!r}: {', '.join(empty)} "
+                "selects no node (after standardization)"
+            )
+        splits.append(parts)
+    return splits
+
+
+def _check_class_sizes(config: ExperimentConfig, data: Data) -> None:
+    """Refuse a per-class split on classes too small for it, naming them."""
+    split = config.split
+    needed = split.train_per_class + split.val_per_class
+    small = small_classes(data.y, needed)
+    if small:
+        listed = ", ".join(f"class {c}: {n} nodes" for c, n in small.items())
+        raise ValueError(
+            f"dataset {config.dataset.label!r}: classes smaller than "
+            f"split.train_per_class + split.val_per_class = {needed} ({listed}); "
+            f"set dataset.min_class_size: {needed - 1} to drop the classes with "
+            f"at most {needed - 1} nodes, or lower the per-class counts"
+        )
+
+
 def plan_runs(config: ExperimentConfig, data: Data) -> list[RunSpec]:
     """All runs of ``config`` on ``data``, split by split, init by init.
 
     ``"per_class"``: the authors' protocol
-    (:func:`~diffresnet_pyg.data.protocol_splits`). ``"public"``: the
-    dataset's ``train_mask``/``val_mask``/``test_mask``, with init seeds
-    ``RandomState(master_seed).randint(0, 1000000, num_inits)``.
+    (:func:`~diffresnet_pyg.data.protocol_splits`); every class needs
+    ``train_per_class + val_per_class`` nodes (else an error names the small
+    classes and their sizes). ``"public"``: the dataset's
+    ``train_mask``/``val_mask``/``test_mask``, one split with seed
+    ``master_seed`` and init seeds ``RandomState(master_seed).randint(0,
+    1000000, num_inits)``. ``"given"``: split ``i`` is column ``i`` of the
+    dataset's masks (a 1-D mask is one column); its seed is the ``i``-th
+    split seed of the per-class scheme (``RandomState(master_seed).randint(0,
+    1000000, num_splits)``, :func:`~diffresnet_pyg.data.split_seeds`) and its
+    init seeds ``RandomState(split_seed).randint(0, 1000000, num_inits)``,
+    drawn as in the per-class scheme but with no split drawn first. In every
+    scheme, growing ``num_splits`` or ``num_inits`` keeps the seeds of the
+    runs already planned.
     """
     split = config.split
     runs = []
     if split.scheme == "public":
-        missing = [m for m in ("train_mask", "val_mask", "test_mask") if m not in data]
-        if missing:
-            raise ValueError(
-                f"split.scheme 'public' needs the dataset's own masks, but "
-                f"{config.dataset.name!r} has no {', '.join(missing)}"
-            )
-        parts = [data[m].nonzero().flatten() for m in ("train_mask", "val_mask")]
-        test = data.test_mask.nonzero().flatten()
+        ((train, val, test),) = _own_masks(config, data)
         rs = np.random.RandomState(split.master_seed)
         for i, seed in enumerate(rs.randint(0, SEED_HIGH, split.num_inits)):
-            runs.append(
-                RunSpec(0, split.master_seed, i, int(seed), parts[0], parts[1], test)
-            )
+            runs.append(RunSpec(0, split.master_seed, i, int(seed), train, val, test))
         return runs
+    if split.scheme == "given":
+        seeds = split_seeds(split.master_seed, split.num_splits)
+        for index, (seed, parts) in enumerate(
+            zip(seeds, _own_masks(config, data), strict=True)
+        ):
+            rs = np.random.RandomState(seed)
+            for i, init_seed in enumerate(rs.randint(0, SEED_HIGH, split.num_inits)):
+                runs.append(RunSpec(index, seed, i, int(init_seed), *parts))
+        return runs
+    _check_class_sizes(config, data)
     for s in protocol_splits(
         data.y,
         master_seed=split.master_seed,
@@ -288,7 +358,8 @@ class ChunkTask:
 
     Attributes:
         config (dict): The config as plain data (:func:`config_to_dict`);
-            ``dataset.root`` is absolute, so a worker finds the same files.
+            ``dataset.root`` (or ``dataset.path``) is absolute, so a worker
+            finds the same files.
         keys (tuple): ``(split, init)`` of each run, in training order.
         point (int): Index of the config among those run together (the
             points of a sweep; 0 for a single experiment).
@@ -318,21 +389,40 @@ def _cached(key: tuple[str, ...], make: Callable[[], Any]) -> Any:
     return value
 
 
+def load_arguments(config: ExperimentConfig) -> dict[str, Any]:
+    """The arguments of :func:`~diffresnet_pyg.data.load_dataset` for ``config``.
+
+    The ``dataset`` section as it is, except that under ``split.scheme:
+    public`` the largest component is not taken (the public split is defined
+    on the full graph; the schema refuses ``largest_component: true`` there).
+    """
+    ds = config.dataset
+    largest_component = ds.largest_component
+    if config.split.scheme == "public" and largest_component is None:
+        largest_component = False
+    return dict(
+        name=ds.name,
+        root=ds.root,
+        path=ds.path,
+        format=ds.format,
+        standardize=ds.standardize,
+        largest_component=largest_component,
+        symmetrize=ds.symmetrize,
+        binarize=ds.binarize,
+        normalize_features=ds.normalize_features,
+        min_class_size=ds.min_class_size,
+    )
+
+
 def _dataset_key(config: ExperimentConfig) -> str:
-    return json.dumps(dataclasses.asdict(config.dataset), sort_keys=True)
+    return json.dumps(load_arguments(config), sort_keys=True)
 
 
 def _planned(config: ExperimentConfig) -> tuple[Data, dict[tuple[int, int], RunSpec]]:
     """The dataset of ``config`` and its runs by ``(split, init)``, cached."""
-    ds = config.dataset
     data = _cached(
         ("dataset", _dataset_key(config)),
-        lambda: load_dataset(
-            ds.name,
-            ds.root,
-            standardize=ds.standardize,
-            normalize_features=ds.normalize_features,
-        ),
+        lambda: load_dataset(**load_arguments(config)),
     )
     split = json.dumps(dataclasses.asdict(config.split), sort_keys=True)
     plan = _cached(
@@ -426,7 +516,7 @@ def run_chunk(
 
     def on_finish(member: int, result: MemberResult) -> None:
         row = make_row(
-            config.dataset.name,
+            config.dataset.label,
             config.model.name,
             chunk[member],
             result,
@@ -488,9 +578,12 @@ def _prepare(
     for name in SUMMARY_FILES:
         (folder / name).unlink(missing_ok=True)
     done = {(int(r["split"]), int(r["init"])) for r in load_rows(folder / RUNS_FILE)}
-    root = str(resolve_root(config.dataset.root).resolve())
+    if config.dataset.path is None:
+        where = {"root": str(resolve_root(config.dataset.root).resolve())}
+    else:
+        where = {"path": str(Path(config.dataset.path).resolve())}
     work = dataclasses.replace(
-        config, dataset=dataclasses.replace(config.dataset, root=root)
+        config, dataset=dataclasses.replace(config.dataset, **where)
     )
     _, plan = _planned(work)
     pending = [run for key, run in plan.items() if key not in done]

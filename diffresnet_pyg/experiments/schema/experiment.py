@@ -19,6 +19,7 @@ from diffresnet_pyg.experiments.schema.fields import (
 )
 from diffresnet_pyg.experiments.schema.model import ModelConfig
 from diffresnet_pyg.experiments.schema.sections import (
+    DATASET_OPTIONAL_KEYS,
     PUBLIC_SPLIT_FAMILIES,
     DatasetConfig,
     ExecutorConfig,
@@ -93,12 +94,22 @@ class ExperimentConfig:
                 "model: required key is missing (only a config with a sweep may "
                 "leave it out)"
             )
-        if self.split.scheme == "public" and not self.dataset.name.startswith(
-            PUBLIC_SPLIT_FAMILIES
+        scheme = self.split.scheme
+        if (
+            scheme in ("given", "public")
+            and self.dataset.name is not None
+            and not self.dataset.name.startswith(PUBLIC_SPLIT_FAMILIES)
         ):
             raise ConfigError(
-                "split.scheme: 'public' needs a dataset with its own split "
-                f"(planetoid/*, ogb/*), got dataset {self.dataset.name!r}"
+                f"split.scheme: {scheme!r} needs a dataset with its own split "
+                "(planetoid/*, ogb/*, or a file with masks in dataset.path), got "
+                f"dataset {self.dataset.name!r}"
+            )
+        if scheme == "public" and self.dataset.largest_component:
+            raise ConfigError(
+                "dataset.largest_component: the 'public' split is defined on the "
+                "full graph; leave it null (or use split.scheme: given for the "
+                "masks restricted to the largest component)"
             )
         if self.sweep is not None:
             expand_sweep(self)  # validates every point
@@ -167,6 +178,12 @@ def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
 
     The model is written flat (``name`` and its parameters); the result
     round-trips through :func:`yaml.safe_dump` and :func:`config_from_dict`.
+    The ``dataset`` keys added after the first results were written
+    (:data:`~diffresnet_pyg.experiments.schema.sections.DATASET_OPTIONAL_KEYS`:
+    ``path``, ``format``, ``largest_component``, ``symmetrize``, ``binarize``,
+    ``min_class_size``) appear only when they differ from their default, so
+    the ``config.yaml`` and the :func:`fingerprint` of a config that does not
+    use them are what they were before they existed.
 
     Example:
         >>> cfg = config_from_dict({"output": "out", "dataset": {"name": "cora"},
@@ -181,10 +198,14 @@ def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
     """
     model = config.model
     sweep = config.sweep
+    dataset = asdict(config.dataset)
+    for key in DATASET_OPTIONAL_KEYS:
+        if dataset[key] == DatasetConfig.__dataclass_fields__[key].default:
+            del dataset[key]
     return {
         "name": config.name,
         "output": config.output,
-        "dataset": asdict(config.dataset),
+        "dataset": dataset,
         "split": asdict(config.split),
         "model": None if model is None else {"name": model.name, **model.params},
         "train": plain(asdict(config.train)),
@@ -274,7 +295,9 @@ def fingerprint(config: ExperimentConfig) -> str:
     """A stable SHA-256 of everything that defines the runs' results.
 
     Left out: ``output``, ``name``, ``dataset.root`` (where the files are,
-    not which data), ``train.batch_members``, ``train.device`` and the
+    not which data; ``dataset.path`` is kept as given: it names the data),
+    the optional ``dataset`` keys while at their default (see
+    :func:`config_to_dict`), ``train.batch_members``, ``train.device`` and the
     ``executor`` section (speed, not results). Used to refuse a results folder
     written for a different config.
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
-from diffresnet_pyg.data import DATASET_NAMES
+from diffresnet_pyg.data import DATASET_NAMES, format_names
 from diffresnet_pyg.experiments.schema.fields import (
     POSITIVE_FLOAT,
     POSITIVE_INT,
@@ -38,39 +39,127 @@ def _dataset_name(value: Any, key: str) -> str:
     raise bad_value(key, "one of " + ", ".join(DATASET_NAMES), value)
 
 
+#: ``dataset.format`` values: ``"auto"`` and the registered file formats.
+DATASET_FORMATS: tuple[str, ...] = ("auto", *format_names())
+
+#: Keys of :class:`DatasetConfig` added after results folders were first
+#: written; :func:`~diffresnet_pyg.experiments.schema.config_to_dict` leaves
+#: them out while they hold their default, so older ``config.yaml`` files and
+#: their fingerprints stay as they were.
+DATASET_OPTIONAL_KEYS: tuple[str, ...] = (
+    "path",
+    "format",
+    "largest_component",
+    "symmetrize",
+    "binarize",
+    "min_class_size",
+)
+
+
 @dataclass(frozen=True)
 class DatasetConfig(Section):
     """The ``dataset`` section: arguments of :func:`~diffresnet_pyg.data.load_dataset`.
+
+    Exactly one of :attr:`name` and :attr:`path` is given.
 
     Attributes:
         name: A name of :data:`~diffresnet_pyg.data.DATASET_NAMES`, matched
             case-insensitively (``gnnbench/<name>`` and ``ogbn-*`` work as in
             ``load_dataset``); stored lowercased in canonical form
             (``"cora"``, ``"planetoid/cora"``, ``"ogb/ogbn-arxiv"``).
-        root: The dataset root; :obj:`None` is the library default (see
-            :func:`~diffresnet_pyg.data.resolve_root`). A relative path is
-            relative to the current working directory.
-        standardize: Apply gnn-benchmark's standardization (largest connected
-            component, ...).
+        root: The dataset root of a named dataset; :obj:`None` is the library
+            default (see :func:`~diffresnet_pyg.data.resolve_root`). A
+            relative path is relative to the current working directory.
+        standardize: Apply gnn-benchmark's standardization: unweighted, self
+            loops removed, labels made consecutive, and
+            :attr:`largest_component`, :attr:`symmetrize` and :attr:`binarize`
+            unless they say otherwise.
         normalize_features: Divide feature rows by their sums.
+        path: A dataset file to read instead of a named dataset (relative to
+            the current working directory); rows name the dataset after the
+            file's stem.
+        format: The file's format (:data:`DATASET_FORMATS`); ``"auto"``
+            detects it from the file's keys and extension.
+        largest_component: Keep only the largest connected component;
+            :obj:`None`: :attr:`standardize`, except under ``split.scheme:
+            public`` (the public split is defined on the full graph: never).
+            ``true`` needs :attr:`standardize`.
+        symmetrize: Make the graph undirected; :obj:`None`:
+            :attr:`standardize`. ``true`` needs :attr:`standardize`.
+        binarize: Set nonzero features to 1; :obj:`None`:
+            :attr:`standardize` (OGB datasets: never).
+        min_class_size: Drop the classes with at most this many nodes and
+            standardize again (needs :attr:`standardize`); :obj:`None`: none
+            dropped (``cora_full``: 50, as gnn-benchmark).
 
     Example:
         >>> DatasetConfig("gnnbench/Cora").name
         'cora'
+        >>> DatasetConfig(path="graph.npz").label
+        'graph'
     """
 
     _key = "dataset"
 
-    name: str = validated_field(_dataset_name)
+    name: str | None = validated_field(check_optional(_dataset_name), None)
     root: str | None = validated_field(check_optional(check_str()), None)
     standardize: bool = validated_field(check_bool, True)
     normalize_features: bool = validated_field(check_bool, True)
+    path: str | None = validated_field(check_optional(check_str()), None)
+    format: str = validated_field(check_choice(DATASET_FORMATS), "auto")
+    largest_component: bool | None = validated_field(check_optional(check_bool), None)
+    symmetrize: bool | None = validated_field(check_optional(check_bool), None)
+    binarize: bool | None = validated_field(check_optional(check_bool), None)
+    min_class_size: int | None = validated_field(
+        check_optional(check_int(minimum=0)), None
+    )
+
+    @property
+    def label(self) -> str:
+        """The dataset's name in rows and reports (a file's stem for a path)."""
+        if self.name is not None:
+            return self.name
+        return PurePath(str(self.path)).stem
+
+    def _check_together(self) -> None:
+        if self.name is None and self.path is None:
+            raise ConfigError(
+                "dataset.name: required key is missing (or give dataset.path, a "
+                "dataset file)"
+            )
+        if self.name is not None and self.path is not None:
+            raise ConfigError(
+                "dataset.path: give either dataset.name (a named dataset) or "
+                "dataset.path (a dataset file), not both; to run a config "
+                "written for a named dataset on a file, add dataset.name=null"
+            )
+        if self.path is not None and self.root is not None:
+            raise ConfigError(
+                "dataset.root: only used with dataset.name (a file is found by "
+                f"dataset.path); leave it null, got {self.root!r}"
+            )
+        if self.path is None and self.format != "auto":
+            raise ConfigError(
+                "dataset.format: only used with dataset.path; leave it 'auto', "
+                f"got {self.format!r}"
+            )
+        if not self.standardize:
+            for key in ("largest_component", "symmetrize"):
+                if getattr(self, key):
+                    raise ConfigError(
+                        f"dataset.{key}: true is a step of the standardization "
+                        "and needs dataset.standardize: true"
+                    )
+            if self.min_class_size:
+                raise ConfigError(
+                    "dataset.min_class_size: needs dataset.standardize: true"
+                )
 
 
 #: Split schemes of :class:`SplitConfig`.
-SPLIT_SCHEMES: tuple[str, ...] = ("per_class", "public")
+SPLIT_SCHEMES: tuple[str, ...] = ("per_class", "given", "public")
 
-#: Dataset families loaded with their own train/val/test masks.
+#: Named dataset families loaded with their own train/val/test masks.
 PUBLIC_SPLIT_FAMILIES: tuple[str, ...] = ("planetoid/", "ogb/")
 
 
@@ -80,10 +169,16 @@ class SplitConfig(Section):
 
     Attributes:
         scheme: ``"per_class"``: the authors' random per-class splits
-            (:func:`~diffresnet_pyg.data.protocol_splits`); ``"public"``: the
-            dataset's own masks (Planetoid and OGB datasets), one split.
+            (:func:`~diffresnet_pyg.data.protocol_splits`). ``"given"``: the
+            dataset's own masks (``train_mask``, ``val_mask``, ``test_mask``
+            of a file, of Planetoid or of OGB) on the graph as
+            standardized; a mask of shape ``[N, S]`` holds ``S`` splits, of
+            which the first :attr:`num_splits` are run. ``"public"``: the
+            dataset's own masks on the full graph, one split (Planetoid's
+            140/500/1000; the largest component is not taken).
         master_seed: The seed that draws the split seeds.
-        num_splits: Number of splits (1 for ``"public"``).
+        num_splits: Number of splits (1 for ``"public"``; at most the
+            number of mask columns for ``"given"``).
         num_inits: Weight initializations per split.
         train_per_class: Training nodes per class (``"per_class"`` only).
         val_per_class: Validation nodes per class (``"per_class"`` only).

@@ -1,0 +1,70 @@
+"""Arrays of a dataset file turned into tensors, with checks naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from diffresnet_pyg.data._common import DatasetFileError
+
+
+def _numeric(value: Any, key: str, path: Path) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.number) or array.dtype == bool
+    ):
+        raise DatasetFileError(
+            f"{path}: '{key}' must hold numbers, got dtype {array.dtype}"
+        )
+    return array
+
+
+def features(value: Any, key: str, path: Path) -> Tensor:
+    """A ``[num_nodes, num_features]`` float32 tensor."""
+    array = _numeric(value, key, path)
+    if array.ndim != 2:
+        raise DatasetFileError(
+            f"{path}: '{key}' must be [num_nodes, num_features], got shape "
+            f"{array.shape}"
+        )
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
+
+def labels(value: Any, key: str, path: Path) -> Tensor:
+    """A ``[num_nodes]`` long tensor of class indices."""
+    array = _numeric(value, key, path)
+    if array.ndim != 1:
+        raise DatasetFileError(
+            f"{path}: '{key}' must be [num_nodes] class indices, got shape "
+            f"{array.shape}"
+        )
+    if not np.issubdtype(array.dtype, np.integer):
+        if not bool(np.all(np.isfinite(array))) or not bool(
+            np.all(array == np.round(array))
+        ):
+            raise DatasetFileError(f"{path}: '{key}' must hold integer class indices")
+    return torch.from_numpy(array.astype(np.int64))
+
+
+def mask(value: Any, key: str, path: Path, *, splits_first: bool) -> Tensor:
+    """A boolean ``[num_nodes]`` or ``[num_nodes, num_splits]`` mask.
+
+    ``splits_first``: a 2-D array is stored ``[num_splits, num_nodes]`` and
+    is transposed.
+    """
+    array = _numeric(value, key, path)
+    if array.ndim not in (1, 2):
+        raise DatasetFileError(
+            f"{path}: '{key}' must be a 1-D or 2-D mask, got shape {array.shape}"
+        )
+    if array.dtype != bool:
+        if not bool(np.isin(array, (0, 1)).all()):
+            raise DatasetFileError(f"{path}: '{key}' must hold 0/1 or booleans")
+        array = array.astype(bool)
+    if array.ndim == 2 and splits_first:
+        array = array.T
+    return torch.from_numpy(np.ascontiguousarray(array))
