@@ -223,7 +223,6 @@ def test_cli_runs_a_shipped_config_on_a_file(tmp_path, graph_file, capsys):
         "-q",
         "run",
         str(REPO / "configs" / "cora" / "gcn.yaml"),
-        "dataset.name=null",
         f"dataset.path={graph_file}",
         "split.scheme=given",
         "split.num_splits=1",
@@ -234,7 +233,9 @@ def test_cli_runs_a_shipped_config_on_a_file(tmp_path, graph_file, capsys):
     assert main(argv) == 0
     (row,) = read_rows(out)
     assert row["dataset"] == "mygraph" and row["epochs"] == 2
-    assert main(argv[:3] + argv[4:]) == 2
+    # an override of dataset.path replaces the config's named dataset; naming
+    # both on the command line is refused
+    assert main(argv[:3] + ["dataset.name=cora"] + argv[3:]) == 2
     assert "add dataset.name=null" in capsys.readouterr().err
 
 

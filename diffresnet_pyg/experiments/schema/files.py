@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,6 +21,8 @@ from diffresnet_pyg.experiments.schema.fields import (
     describe,
     merge,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
@@ -114,6 +117,11 @@ def load_config(
     Relative paths inside the config (``output``, ``dataset.root``) stay
     relative to the current working directory, not to the file.
 
+    An override of ``dataset.path`` that does not also set ``dataset.name``
+    runs the config on that file in place of its named dataset (the file's
+    ``dataset.name`` and ``dataset.root`` are dropped, and the log says so):
+    ``diffresnet-pyg run configs/cora/gcn.yaml dataset.path=my.npz``.
+
     Args:
         path: The YAML file.
         overrides: Overrides for :func:`parse_overrides`; they win over the
@@ -136,13 +144,35 @@ def load_config(
         >>> cfg.train.lr
         0.005
     """
-    raw = merge(read_yaml(path), parse_overrides(overrides))
+    raw = read_yaml(path)
+    changes = parse_overrides(overrides)
+    raw = merge(_without_named_dataset(raw, changes), changes)
     if raw.get("task") == "fewshot":
         raise ConfigError(
             f"{path}: a few-shot config (task: fewshot); run it with "
             "`diffresnet-pyg fewshot`"
         )
     return config_from_dict(raw)
+
+
+def _without_named_dataset(
+    raw: dict[str, Any], overrides: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``raw`` without its named dataset if ``overrides`` point at a file."""
+    dataset, changes = raw.get("dataset"), overrides.get("dataset")
+    if not isinstance(dataset, Mapping) or not isinstance(changes, Mapping):
+        return raw
+    if changes.get("path") is None or "name" in changes:
+        return raw
+    dropped = {key: dataset[key] for key in ("name", "root") if key in dataset}
+    if any(value is not None for value in dropped.values()):
+        logger.info(
+            "dataset.path=%s replaces the config's %s",
+            changes["path"],
+            ", ".join(f"dataset.{k}={v!r}" for k, v in dropped.items()),
+        )
+    kept = {k: v for k, v in dataset.items() if k not in dropped}
+    return {**raw, "dataset": kept}
 
 
 def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
