@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.utils import to_torch_csr_tensor
 
@@ -53,6 +54,52 @@ def sparse_matmul(x: Tensor, weight: Tensor) -> Tensor:
     if x.layout == torch.sparse_coo:
         x = x.to_sparse_csr()
     return _SparseMatmul.apply(x, weight)
+
+
+def sparse_dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
+    r"""Dropout on the stored values of a sparse (COO/CSR) ``x``.
+
+    Each stored value is zeroed with probability ``p`` and the others are
+    scaled by :math:`1 / (1 - p)`, as :func:`torch.nn.functional.dropout` does
+    for a dense tensor (whose implicit zeros stay zero anyway). The sparsity
+    pattern and the layout are kept (a COO ``x`` is coalesced first); nothing
+    is densified. The random numbers are drawn over the values in row-major
+    order, one per stored entry. Dense ``x`` gets plain
+    :func:`~torch.nn.functional.dropout`.
+
+    Args:
+        x (torch.Tensor): Dense or sparse (COO/CSR) tensor.
+        p (float): Drop probability in ``[0, 1)``.
+        training (bool, optional): Apply dropout (else return ``x``).
+            (default: :obj:`True`)
+
+    Example:
+        >>> x = torch.eye(3).to_sparse_csr()
+        >>> _ = torch.manual_seed(0)
+        >>> y = sparse_dropout(x, 0.5)
+        >>> y.layout, torch.equal(y.col_indices(), x.col_indices())
+        (torch.sparse_csr, True)
+        >>> sorted(set(y.values().tolist()) - {0.0, 2.0})
+        []
+    """
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"Dropout probability must be in [0, 1), got {p}")
+    if not training or p == 0.0:
+        return x
+    if not is_sparse(x):
+        return F.dropout(x, p, True)
+    if x.layout == torch.sparse_csr:
+        return torch.sparse_csr_tensor(
+            x.crow_indices(),
+            x.col_indices(),
+            F.dropout(x.values(), p, True),
+            x.shape,
+            check_invariants=False,
+        )
+    x = x.coalesce()
+    return torch.sparse_coo_tensor(
+        x.indices(), F.dropout(x.values(), p, True), x.shape, is_coalesced=True
+    )
 
 
 def csr_with_transpose(

@@ -4,6 +4,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from diffresnet_pyg.nn import DiffResNet, DiffusionConv, ResidualBlock, keep_mask
+from diffresnet_pyg.nn.sparse import sparse_dropout
 from tests.nn.test_diffusion_conv import dense_laplacian, random_graph
 
 
@@ -130,3 +131,89 @@ def test_bad_arguments():
     edge_index = torch.tensor([[0, 1], [1, 0]])
     with pytest.raises(ValueError, match=r"\[num_nodes, 4\]"):
         model(torch.randn(2, 5), edge_index)
+
+
+def _bow(n=20, f=16, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, f, generator=gen)
+    return x * (x > 0.7)
+
+
+@pytest.mark.parametrize("input_projection", [True, False])
+def test_input_dropout_zero_is_the_model_without_it(input_projection):
+    edge_index, _, n = random_graph(n=20, e=50, seed=1)
+    x = _bow(n)
+    kwargs = dict(
+        num_blocks=2,
+        diffusion_steps=3,
+        dropout=0.3,
+        diffusion_dropout=0.2,
+        input_projection=input_projection,
+    )
+    torch.manual_seed(0)
+    plain = DiffResNet(16, 16, 3, **kwargs)
+    torch.manual_seed(0)
+    zero = DiffResNet(16, 16, 3, input_dropout=0.0, **kwargs)
+    for mode in (False, True):
+        torch.manual_seed(5)
+        expected = plain.train(mode)(x, edge_index)
+        torch.manual_seed(5)
+        assert torch.equal(zero.train(mode)(x, edge_index), expected)
+    assert DiffResNet.reference(16, 3).input_dropout == 0.0
+
+
+@pytest.mark.parametrize("input_projection", [True, False])
+@pytest.mark.parametrize("layout", ["dense", "csr", "coo"])
+def test_input_dropout_acts_on_the_input_only(input_projection, layout):
+    edge_index, _, n = random_graph(n=20, e=50, seed=2)
+    x = _bow(n)
+    inp = {"dense": x, "csr": x.to_sparse_csr(), "coo": x.to_sparse()}[layout]
+    torch.manual_seed(0)
+    model = DiffResNet(
+        16,
+        16,
+        3,
+        diffusion_steps=3,
+        input_projection=input_projection,
+        input_dropout=0.5,
+    )
+    expected_eval = model.eval()(x, edge_index)
+    torch.testing.assert_close(model(inp, edge_index), expected_eval)
+    torch.manual_seed(3)
+    out = model.train()(inp, edge_index)
+    torch.manual_seed(3)
+    dropped = sparse_dropout(inp, 0.5)
+    assert dropped.layout == inp.layout
+    dropped = dropped.to_dense()
+    torch.testing.assert_close(out, model.eval()(dropped, edge_index))
+    # only stored entries change: zeroed or scaled by 1 / (1 - p)
+    kept = dropped != 0
+    assert torch.equal(kept & (x == 0), torch.zeros_like(kept))
+    torch.testing.assert_close(dropped[kept], 2 * x[kept])
+    assert not torch.equal(out, expected_eval)
+
+
+def test_sparse_dropout_keeps_the_dense_distribution():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(400, 300, generator=gen)
+    x = x * (x > 0.8)
+    torch.manual_seed(0)
+    for p in (0.25, 0.6):
+        dense = F.dropout(x, p, True)
+        sparse = sparse_dropout(x.to_sparse_csr(), p).to_dense()
+        nnz = (x != 0).sum()
+        for y in (dense, sparse):
+            frac = ((y != 0).sum() / nnz).item()
+            assert abs(frac - (1 - p)) < 0.02
+            torch.testing.assert_close(y[y != 0], x[y != 0] / (1 - p))
+    assert sparse_dropout(x.to_sparse_csr(), 0.5, training=False).layout == (
+        torch.sparse_csr
+    )
+
+
+def test_bad_input_dropout():
+    for p in (1.0, -0.1):
+        with pytest.raises(ValueError, match="'input_dropout' must be in"):
+            DiffResNet(4, 8, 2, input_dropout=p)
+    with pytest.raises(ValueError, match="must be in"):
+        sparse_dropout(torch.eye(2).to_sparse_csr(), 1.0)

@@ -10,7 +10,7 @@ from torch.nn import Linear, Module, ModuleList
 from torch_geometric.nn.resolver import activation_resolver
 
 from diffresnet_pyg.nn.conv.diffusion_conv import DiffusionConv
-from diffresnet_pyg.nn.sparse import is_sparse, sparse_matmul
+from diffresnet_pyg.nn.sparse import is_sparse, sparse_dropout, sparse_matmul
 
 
 def linear(x: Tensor, lin: Linear) -> Tensor:
@@ -85,8 +85,9 @@ class DiffResNet(Module):
     :math:`\dot x_i = f(x_i; \theta(t)) + \sum_j w_{ij} (x_j - x_i)`:
 
     .. math::
-        \mathbf{H}_0 &= \mathbf{X} \mathbf{W}_{\mathrm{in}}
-            \quad \text{(skipped when } \texttt{input\_projection=False}) \\
+        \mathbf{H}_0 &= \mathrm{dropout}(\mathbf{X}) \mathbf{W}_{\mathrm{in}}
+            \quad \text{(without } \mathbf{W}_{\mathrm{in}} \text{ when }
+            \texttt{input\_projection=False}) \\
         \mathbf{H}_k &= (\mathbf{I} - \gamma \mathbf{L})^{r}
             \bigl(\mathbf{H}_{k-1} + f_k(\mathbf{H}_{k-1})\bigr),
             \quad k = 1, \dots, K \\
@@ -94,7 +95,9 @@ class DiffResNet(Module):
 
     with :math:`K` = ``num_blocks`` residual blocks (:class:`ResidualBlock`)
     and :math:`r` = ``diffusion_steps`` steps of :class:`DiffusionConv` after
-    each, dropout before every diffusion step. ``diffusion_steps=0`` is
+    each, dropout before every diffusion step. The input dropout (rate
+    ``input_dropout``, off by default) acts on :math:`\mathbf{X}` itself, as
+    the ``input_dropout`` of the baselines does. ``diffusion_steps=0`` is
     No-Diff-ResNet. Use :meth:`reference` for the authors' exact graph model.
 
     In evaluation mode (or without diffusion dropout) the output layer is
@@ -103,7 +106,8 @@ class DiffResNet(Module):
     \mathrm{diffuse}(\mathbf{H} \mathbf{W}) + \mathbf{b}`, so those steps run
     on ``out_channels`` instead of ``hidden_channels`` columns. ``x`` may be a
     sparse tensor (bag-of-words features): the first layer then uses a
-    sparse-dense product.
+    sparse-dense product, and input dropout drops stored values only
+    (:func:`~diffresnet_pyg.nn.sparse.sparse_dropout`), never densifying.
 
     Args:
         in_channels (int): Input feature width.
@@ -133,6 +137,10 @@ class DiffResNet(Module):
             transductive graph). (default: :obj:`False`)
         check_stability (bool, optional): See :class:`DiffusionConv`.
             (default: :obj:`True`)
+        input_dropout (float, optional): Dropout on the input features
+            :math:`\mathbf{X}`, before the input projection (or before the
+            first block when ``input_projection=False``). (default:
+            :obj:`0.0`)
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F_{in})` (dense or
@@ -165,6 +173,7 @@ class DiffResNet(Module):
         add_self_loops: bool = True,
         cached: bool = False,
         check_stability: bool = True,
+        input_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         for name, value in (
@@ -182,6 +191,11 @@ class DiffResNet(Module):
             )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"'dropout' must be in [0, 1), got {dropout!r}")
+        if not 0.0 <= input_dropout < 1.0:
+            raise ValueError(
+                f"'input_dropout' must be in [0, 1), got {input_dropout!r}"
+            )
+        self.input_dropout = input_dropout
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
         self.out_channels = out_channels
@@ -266,6 +280,7 @@ class DiffResNet(Module):
                 f"'x' must have shape [num_nodes, {self.in_channels}], got "
                 f"{tuple(x.shape)}"
             )
+        x = sparse_dropout(x, self.input_dropout, self.training)
         if self.lin_in is not None:
             x = linear(x, self.lin_in)
         last = len(self.blocks) - 1
