@@ -4,6 +4,12 @@ import torch
 import diffresnet_pyg.nn.batched.diff_resnet as batched_module
 from diffresnet_pyg.nn import DiffResNet
 from diffresnet_pyg.nn.batched import BatchedDiffResNet
+from diffresnet_pyg.nn.batched.diff_resnet import (
+    input_linear,
+    member_input_dropout,
+    stacked_linear,
+)
+from diffresnet_pyg.nn.cache import GraphCache
 
 
 @pytest.fixture
@@ -125,3 +131,79 @@ def test_bad_members(graph):
     model = BatchedDiffResNet.from_modules(a)
     with pytest.raises(ValueError, match=r"'x' must have shape \[num_nodes, 6\]"):
         model(torch.zeros(12, 5), graph[1])
+
+
+def input_dropout_members(projection, seeds, **kwargs):
+    out = []
+    for s in seeds:
+        torch.manual_seed(s)
+        hidden = 8 if projection else 6
+        out.append(
+            DiffResNet(
+                6, hidden, 3, diffusion_steps=2, input_projection=projection, **kwargs
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("projection", [True, False])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_input_dropout_eval_and_one_member_draws(graph, path, projection, sparse):
+    x, edge_index = graph
+    inp = x.to_sparse_csr() if sparse else x
+    ms = input_dropout_members(projection, [1, 2, 3], input_dropout=0.4)
+    model = BatchedDiffResNet.from_modules(ms).eval()
+    out = model(inp, edge_index)
+    for b, m in enumerate(ms):
+        torch.testing.assert_close(out[:, b], m.eval()(x, edge_index))
+    (m,) = input_dropout_members(
+        projection, [7], input_dropout=0.4, dropout=0.3, diffusion_dropout=0.2
+    )
+    one = BatchedDiffResNet.from_modules([m])
+    for _ in range(2):  # the second call uses the cached input structure
+        torch.manual_seed(11)
+        expected = m.train()(inp, edge_index)
+        torch.manual_seed(11)
+        torch.testing.assert_close(one.train()(inp, edge_index)[:, 0], expected)
+
+
+@pytest.mark.parametrize("projection", [True, False])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_input_dropout_masks_are_per_member(graph, path, projection, sparse):
+    x, edge_index = graph
+    inp = x.to_sparse_csr() if sparse else x
+    ms = input_dropout_members(projection, [1, 1, 1], input_dropout=0.5)
+    model = BatchedDiffResNet.from_modules(ms).train()
+    torch.manual_seed(0)
+    out = model(inp, edge_index)
+    assert not torch.allclose(out[:, 0], out[:, 1])
+    assert not torch.allclose(out[:, 1], out[:, 2])
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_input_dropout_unstack_and_signature(graph):
+    ms = input_dropout_members(True, [1, 2], input_dropout=0.25)
+    model = BatchedDiffResNet.from_modules(ms)
+    assert model.input_dropout == 0.25
+    assert model.unstack(1).input_dropout == 0.25
+    other = input_dropout_members(True, [3])
+    with pytest.raises(ValueError, match="member 2 differs from member 0"):
+        BatchedDiffResNet.from_modules(ms + other)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_member_input_dropout_is_what_input_linear_multiplies(graph, sparse):
+    x, _ = graph
+    inp = x.to_sparse_csr() if sparse else x
+    weight, bias = torch.randn(3, 6, 4), torch.randn(3, 4)
+    torch.manual_seed(0)
+    out = input_linear(inp, weight, bias, 0.5, True, GraphCache())
+    torch.manual_seed(0)
+    dropped = member_input_dropout(inp, 3, 0.5, GraphCache())
+    assert dropped.shape == (12, 3, 6)
+    torch.testing.assert_close(out, stacked_linear(dropped, weight, bias))
+    kept = dropped != 0
+    assert not (kept & (x == 0).unsqueeze(1)).any()
+    torch.testing.assert_close(dropped[kept], 2 * x.unsqueeze(1).expand_as(kept)[kept])
+    assert not torch.equal(kept[:, 0], kept[:, 1])

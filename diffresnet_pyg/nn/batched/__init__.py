@@ -7,6 +7,8 @@ once for all members. See :mod:`diffresnet_pyg.experiments.training`.
 
 from diffresnet_pyg.nn.batched.diff_resnet import (
     BatchedDiffResNet,
+    input_linear,
+    member_input_dropout,
     shared_input_linear,
     stacked_linear,
 )
@@ -14,6 +16,8 @@ from diffresnet_pyg.nn.batched.gnn import stack_baselines
 
 __all__ = [
     "BatchedDiffResNet",
+    "input_linear",
+    "member_input_dropout",
     "shared_input_linear",
     "stack_baselines",
     "stacked_linear",

@@ -5,7 +5,9 @@ Member :math:`b` has its own weights; the graph, the input and the
 ``[N, B, C]`` tensors so that one diffusion step of all members is a single
 sparse product with ``[N, B * C]`` columns, and the first layer, whose input
 is the same for all members, is one product with the members' weights side by
-side (``[F, B * C]``).
+side (``[F, B * C]``). With input dropout in training each member sees its own
+dropped copy of the input (:func:`input_linear`, also used by the batched
+baselines).
 """
 
 from __future__ import annotations
@@ -21,11 +23,18 @@ from torch.func import functional_call
 from torch.nn import Module, ModuleList, Parameter, ParameterList
 from torch_geometric.nn.resolver import activation_resolver
 
+from diffresnet_pyg.nn.cache import GraphCache
 from diffresnet_pyg.nn.conv.diffusion_conv import DiffusionConv
 from diffresnet_pyg.nn.models.diff_resnet import DiffResNet
 from diffresnet_pyg.nn.sparse import is_sparse, sparse_matmul
 
-__all__ = ["BatchedDiffResNet", "shared_input_linear", "stacked_linear"]
+__all__ = [
+    "BatchedDiffResNet",
+    "input_linear",
+    "member_input_dropout",
+    "shared_input_linear",
+    "stacked_linear",
+]
 
 #: Members whose hidden activations take at least this many bytes are computed
 #: one after another: their cost is per-member memory traffic either way, and
@@ -55,6 +64,120 @@ def shared_input_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tenso
     out = sparse_matmul(x, w_cat) if is_sparse(x) else x @ w_cat
     out = out.view(-1, num_members, f_out)
     return out if bias is None else out + bias
+
+
+def member_rows(x: Tensor, num_members: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Structure of a CSR ``x`` repeated per member, one column block per member.
+
+    The ``[N * B, B * F]`` CSR matrix has row ``(n, b)`` equal to row ``n`` of
+    ``x`` shifted to member ``b``'s column block. Returns ``(crow, col, perm)``
+    where ``perm`` maps each stored entry to the entry of ``x`` it copies.
+    """
+    crow = x.crow_indices().long()
+    col = x.col_indices().long()
+    num_features = x.size(1)
+    lengths = crow.diff().repeat_interleave(num_members)
+    big_crow = torch.cat([lengths.new_zeros(1), lengths.cumsum(0)])
+    rows = torch.repeat_interleave(
+        torch.arange(lengths.numel(), device=x.device), lengths
+    )
+    offset = torch.arange(rows.numel(), device=x.device) - big_crow[rows]
+    perm = crow[rows // num_members] + offset
+    big_col = col[perm] + (rows % num_members) * num_features
+    return big_crow, big_col, perm
+
+
+def _dropped_member_rows(
+    x: Tensor, num_members: int, p: float, cache: GraphCache
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(crow, col, values)`` of :func:`member_rows` with dropped values."""
+    x_csr = x if x.layout == torch.sparse_csr else x.to_sparse_csr()
+    crow, col, perm = cache.get(
+        (x,), (num_members, x.device), lambda: member_rows(x_csr, num_members)
+    )
+    return crow, col, F.dropout(x_csr.values()[perm], p, True)
+
+
+def input_linear(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    p: float,
+    training: bool,
+    cache: GraphCache,
+) -> Tensor:
+    r"""Every member's linear layer applied to its own dropout of a shared input.
+
+    .. math::
+        \mathbf{Y}_{:, b, :} = \mathrm{dropout}_b(\mathbf{X}) \mathbf{W}_b
+            + \mathbf{b}_b
+
+    with an independent dropout mask per member. Without dropout (``p = 0``
+    or not ``training``) this is :func:`shared_input_linear`. A dense ``x``
+    is dropped as ``x`` expanded to ``[N, B, F]`` (one draw of ``N * B * F``
+    random numbers; with one member the draw of
+    :func:`torch.nn.functional.dropout` on ``x``). A sparse ``x`` is dropped
+    per member over its stored values only (``B * nnz`` random numbers; with
+    one member the draw of :func:`~diffresnet_pyg.nn.sparse.sparse_dropout`)
+    and multiplied as one ``[N * B, B * F]`` sparse matrix, whose structure is
+    cached in ``cache`` for repeated calls with the same ``x``.
+
+    Args:
+        x (torch.Tensor): Dense or sparse (COO/CSR) input ``[N, F_in]``.
+        weight (torch.Tensor): Stacked weights ``[B, F_in, F_out]``.
+        bias (torch.Tensor, optional): Stacked biases ``[B, F_out]``.
+        p (float): Input dropout probability.
+        training (bool): Whether dropout is active.
+        cache (GraphCache): Holds the per-member structure of a sparse ``x``.
+
+    Returns:
+        torch.Tensor: ``[N, B, F_out]``.
+    """
+    if not (training and p > 0.0):
+        return shared_input_linear(x, weight, bias)
+    num_members, num_features, k = weight.shape
+    if not is_sparse(x):
+        expanded = x.unsqueeze(1).expand(-1, num_members, -1)
+        return stacked_linear(F.dropout(expanded, p, True), weight, bias)
+    crow, col, values = _dropped_member_rows(x, num_members, p, cache)
+    big = torch.sparse_csr_tensor(
+        crow,
+        col,
+        values,
+        (x.size(0) * num_members, num_members * num_features),
+        check_invariants=False,
+    )
+    out = sparse_matmul(big, weight.reshape(num_members * num_features, k))
+    out = out.view(-1, num_members, k)
+    return out if bias is None else out + bias
+
+
+def member_input_dropout(
+    x: Tensor, num_members: int, p: float, cache: GraphCache
+) -> Tensor:
+    """Each member's own dropout of a shared input, dense ``[N, B, F]``.
+
+    The random numbers are those of :func:`input_linear` (for the layer that
+    has no linear map in front of it, e.g. a residual block fed the input).
+
+    Args:
+        x (torch.Tensor): Dense or sparse (COO/CSR) input ``[N, F]``.
+        num_members (int): ``B``.
+        p (float): Dropout probability (applied: call it in training only).
+        cache (GraphCache): As in :func:`input_linear`.
+    """
+    n, num_features = x.shape
+    if not is_sparse(x):
+        return F.dropout(x.unsqueeze(1).expand(-1, num_members, -1), p, True)
+    crow, col, values = _dropped_member_rows(x, num_members, p, cache)
+    rows = torch.sparse_csr_tensor(
+        crow,
+        col % num_features,
+        values,
+        (n * num_members, num_features),
+        check_invariants=False,
+    )
+    return rows.to_dense().view(n, num_members, num_features)
 
 
 def stacked_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -131,6 +254,8 @@ class BatchedDiffResNet(Module):
         self.num_blocks = first.num_blocks
         self.act = activation_resolver(first.blocks[0].act)
         self.block_dropout = first.blocks[0].dropout
+        self.input_dropout = first.input_dropout
+        self._input_cache = GraphCache()
         if first.lin_in is None:
             self.lin_in_weight = self.lin_in_bias = None
         else:
@@ -197,6 +322,7 @@ class BatchedDiffResNet(Module):
             add_self_loops=conv.add_self_loops,
             cached=conv.cached,
             check_stability=conv.check_stability,
+            input_dropout=self.input_dropout,
         )
         with torch.no_grad():
             if model.lin_in is not None:
@@ -213,9 +339,10 @@ class BatchedDiffResNet(Module):
         return model.train(self.training)
 
     def reset_cache(self) -> None:
-        """Clear the diffusion operators cached by ``cached=True`` members."""
+        """Clear the cached diffusion operators and input structure."""
         for conv in self.convs:
             conv.reset_parameters()
+        self._input_cache.clear()
 
     def _block(self, k: int, x: Tensor, shared: bool) -> Tensor:
         """Residual block ``k``; ``shared``: ``x`` is one ``[N, F]`` input."""
@@ -291,8 +418,19 @@ class BatchedDiffResNet(Module):
         if width >= MEMBER_LOOP_BYTES:
             return self._forward_members(x, edge_index)
         shared = True
+        p = self.input_dropout
         if self.lin_in_weight is not None:
-            x = shared_input_linear(x, self.lin_in_weight, self.lin_in_bias)
+            x = input_linear(
+                x,
+                self.lin_in_weight,
+                self.lin_in_bias,
+                p,
+                self.training,
+                self._input_cache,
+            )
+            shared = False
+        elif self.training and p > 0.0:
+            x = member_input_dropout(x, self.num_members, p, self._input_cache)
             shared = False
         last = self.num_blocks - 1
         for k, conv in enumerate(self.convs):
@@ -323,6 +461,7 @@ def _signature(model: DiffResNet) -> tuple:
         model.out_channels,
         model.num_blocks,
         model.lin_in is None,
+        model.input_dropout,
         len(block.lins),
         block.dropout,
         repr(block.act),

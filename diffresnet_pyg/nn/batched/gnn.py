@@ -45,10 +45,10 @@ from torch.nn import Module, Parameter, ParameterList
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import add_self_loops, remove_self_loops, scatter, softmax
 
-from diffresnet_pyg.nn.batched.diff_resnet import shared_input_linear, stacked_linear
+from diffresnet_pyg.nn.batched.diff_resnet import input_linear, stacked_linear
 from diffresnet_pyg.nn.cache import GraphCache
 from diffresnet_pyg.nn.models.baselines import BUILDERS, BaselineModel
-from diffresnet_pyg.nn.sparse import csr_with_transpose, is_sparse, sparse_matmul
+from diffresnet_pyg.nn.sparse import csr_with_transpose, is_sparse
 
 __all__ = [
     "BatchedBaseline",
@@ -83,27 +83,6 @@ def _propagate(operator: tuple[Tensor, Tensor], h: Tensor) -> Tensor:
     n, b, c = h.shape
     adj, adj_t = operator
     return _Propagate.apply(adj, adj_t, h.reshape(n, b * c).contiguous()).view(n, b, c)
-
-
-def _member_rows(x: Tensor, num_members: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Structure of ``x`` repeated per member, one column block per member.
-
-    The ``[N * B, B * F]`` CSR matrix has row ``(n, b)`` equal to row ``n`` of
-    ``x`` shifted to member ``b``'s column block. Returns ``(crow, col, perm)``
-    where ``perm`` maps each stored entry to the entry of ``x`` it copies.
-    """
-    crow = x.crow_indices().long()
-    col = x.col_indices().long()
-    num_features = x.size(1)
-    lengths = crow.diff().repeat_interleave(num_members)
-    big_crow = torch.cat([lengths.new_zeros(1), lengths.cumsum(0)])
-    rows = torch.repeat_interleave(
-        torch.arange(lengths.numel(), device=x.device), lengths
-    )
-    offset = torch.arange(rows.numel(), device=x.device) - big_crow[rows]
-    perm = crow[rows // num_members] + offset
-    big_col = col[perm] + (rows % num_members) * num_features
-    return big_crow, big_col, perm
 
 
 def _check_edge_index(edge_index: Any, family: str) -> Tensor:
@@ -332,27 +311,9 @@ class BatchedBaseline(Module):
 
     def _first_linear(self, x: Tensor, weight: Tensor) -> Tensor:
         """``x @ W_b`` for every member (after input dropout): ``[N, B, K]``."""
-        p = self.input_dropout
-        if not (self.training and p > 0.0):
-            return shared_input_linear(x, weight, None)
-        num_members, num_features, k = weight.shape
-        if not is_sparse(x):
-            expanded = x.unsqueeze(1).expand(-1, num_members, -1)
-            return stacked_linear(F.dropout(expanded, p, True), weight, None)
-        x_csr = x if x.layout == torch.sparse_csr else x.to_sparse_csr()
-        crow, col, perm = self._input_cache.get(
-            (x,), (num_members, x.device), lambda: _member_rows(x_csr, num_members)
+        return input_linear(
+            x, weight, None, self.input_dropout, self.training, self._input_cache
         )
-        values = F.dropout(x_csr.values()[perm], p, True)
-        big = torch.sparse_csr_tensor(
-            crow,
-            col,
-            values,
-            (x.size(0) * num_members, num_members * num_features),
-            check_invariants=False,
-        )
-        out = sparse_matmul(big, weight.reshape(num_members * num_features, k))
-        return out.view(-1, num_members, k)
 
     def _linear(self, layer: int, x: Tensor, h: Tensor, weight: Tensor) -> Tensor:
         """Layer ``layer``'s product: of the shared ``x`` first, then of ``h``."""
