@@ -105,6 +105,7 @@ def test_minimal_config_fills_defaults():
                 "diffusion_dropout": 0.0,
                 "block_layers": 2,
                 "input_projection": True,
+                "input_dropout": 0.0,
             },
         ),
         (

@@ -60,4 +60,5 @@ register_model(
     defaults={"hidden_channels": 64, "dropout": 0.5},
     exclude=("act", "add_self_loops", "check_stability"),
     fixed={"cached": True},
+    added=("input_dropout",),
 )(DiffResNet)

@@ -13,6 +13,11 @@ that one registration:
   its name (:data:`STANDARD_CHECKS`; any name ending in ``dropout`` is a
   probability in [0, 1)), else the one of its annotation (``int``,
   ``float``, ``bool``, ``str``, ``X | None``);
+* parameters added to a builder after results were written with it are
+  named in ``added``: a config writes them (:meth:`ModelSpec.written`, used by
+  :func:`~diffresnet_pyg.experiments.schema.config_to_dict`) only when they
+  differ from their default, so the ``config.yaml`` and fingerprint of every
+  config that does not use them stay what they were;
 * the stacked-weight form (``stack``) that trains many seeds as one model,
   whether the plain and stacked forms take sparse features, and the
   first-layer weights that ``train.weight_decay_on: first_layer`` decays.
@@ -93,11 +98,14 @@ class ModelParam:
         name: The keyword of the builder (and the key under ``model:``).
         default: The value when the config leaves it out.
         check: Its validator, ``check(value, key) -> value``.
+        added: Added after results were written: left out of the written
+            config while it holds its default.
     """
 
     name: str
     default: Any
     check: Check
+    added: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,6 +152,27 @@ class ModelSpec:
     def defaults(self) -> dict[str, Any]:
         """Every parameter at its default."""
         return {p.name: p.default for p in self.params}
+
+    def written(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The parameters as a config writes them (and fingerprints them).
+
+        Every parameter of ``params`` except the ``added`` ones that hold
+        their default, in order.
+
+        Example:
+            >>> spec = get_model("diffresnet")
+            >>> "input_dropout" in spec.written(spec.defaults())
+            False
+            >>> spec.written({**spec.defaults(), "input_dropout": 0.5})[
+            ...     "input_dropout"]
+            0.5
+        """
+        skip = {
+            p.name
+            for p in self.params
+            if p.added and p.name in params and params[p.name] == p.default
+        }
+        return {k: v for k, v in params.items() if k not in skip}
 
     def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Validate config parameters and fill in the defaults.
@@ -211,6 +240,7 @@ def _params(
     defaults: Mapping[str, Any],
     exclude: Sequence[str],
     fixed: Mapping[str, Any],
+    added: Sequence[str] = (),
 ) -> tuple[ModelParam, ...]:
     """The config parameters of a builder, derived from its signature."""
     signature = inspect.signature(build)
@@ -222,9 +252,12 @@ def _params(
             f"'out_channels', got {names}"
         )
     hidden = {"in_channels", "out_channels", *exclude, *fixed}
-    for key in [*checks, *defaults, *exclude, *fixed]:
+    for key in [*checks, *defaults, *exclude, *fixed, *added]:
         if key not in names:
             raise TypeError(f"model {name!r}: the builder has no parameter {key!r}")
+    for key in added:
+        if key in hidden:
+            raise TypeError(f"model {name!r}: added parameter {key!r} is hidden")
     params = []
     for key, parameter in signature.parameters.items():
         if key in hidden:
@@ -243,7 +276,7 @@ def _params(
         if check is None:
             check = _annotation_check(hints.get(key), f"model {name!r}, {key!r}")
         check(default, f"model {name!r} default of {key}")  # defaults must pass
-        params.append(ModelParam(key, default, check))
+        params.append(ModelParam(key, default, check, key in added))
     return tuple(params)
 
 
@@ -259,6 +292,7 @@ def register_model(
     exclude: Sequence[str] = (),
     fixed: Mapping[str, Any] | None = None,
     check_together: Callable[[Mapping[str, Any]], None] | None = None,
+    added: Sequence[str] = (),
 ) -> Callable[[Callable[..., Module]], Callable[..., Module]]:
     """Register a model builder under ``name`` (a decorator).
 
@@ -279,6 +313,10 @@ def register_model(
             ``cached=True``).
         check_together: Checks involving several parameters (given the
             validated parameters); raises :class:`ConfigError`.
+        added: Parameters added to the builder after results were written
+            with it: configs write them only when they differ from their
+            default (:meth:`ModelSpec.written`), so existing ``config.yaml``
+            files and fingerprints stay valid. Never remove a name from it.
 
     Returns:
         The decorator; it returns the builder unchanged.
@@ -292,7 +330,7 @@ def register_model(
         if name in _MODELS:
             raise ValueError(f"model {name!r} is already registered")
         params = _params(
-            name, build, checks or {}, defaults or {}, exclude, fixed or {}
+            name, build, checks or {}, defaults or {}, exclude, fixed or {}, added
         )
         _MODELS[name] = ModelSpec(
             name=name,

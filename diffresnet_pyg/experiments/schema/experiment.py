@@ -183,7 +183,10 @@ def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
     ``path``, ``format``, ``largest_component``, ``symmetrize``, ``binarize``,
     ``min_class_size``) appear only when they differ from their default, so
     the ``config.yaml`` and the :func:`fingerprint` of a config that does not
-    use them are what they were before they existed.
+    use them are what they were before they existed. Model parameters added
+    likewise (``register_model(added=...)``, e.g. ``input_dropout`` of
+    ``diffresnet``) are written under the same rule
+    (:meth:`~diffresnet_pyg.experiments.models.ModelSpec.written`).
 
     Example:
         >>> cfg = config_from_dict({"output": "out", "dataset": {"name": "cora"},
@@ -207,7 +210,9 @@ def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
         "output": config.output,
         "dataset": dataset,
         "split": asdict(config.split),
-        "model": None if model is None else {"name": model.name, **model.params},
+        "model": None
+        if model is None
+        else {"name": model.name, **model.spec.written(model.params)},
         "train": plain(asdict(config.train)),
         "executor": asdict(config.executor),
         "sweep": None
