@@ -39,8 +39,11 @@ finished trials in all; finished trials are reused as they are. A trial that
 was killed (still "running" in the study when the command starts: one tune
 process per folder) is marked failed and its parameters are queued again
 *with its results folder*, so the rerun trains only the runs missing from its
-``runs.jsonl``. A trial whose training raises an error is marked failed and
-the error stops the search. The sampler is seeded per trial with
+``runs.jsonl``. A trial whose setting is refused for the data (a
+``ValueError`` while training, e.g. a step size that is unstable on this
+graph) is marked failed with the reason (``error`` in the record) and the
+search goes on, until :data:`MAX_REFUSED_IN_A_ROW` trials in a row are
+refused; any other error stops the search. The sampler is seeded per trial with
 ``seed + trial number``, so a search interrupted between trials draws the
 same parameters as one run in one go.
 
@@ -82,6 +85,7 @@ from diffresnet_pyg.experiments.results import (
 )
 from diffresnet_pyg.experiments.runner import run_experiment
 from diffresnet_pyg.experiments.schema import (
+    ConfigError,
     ExperimentConfig,
     config_from_dict,
     config_to_dict,
@@ -126,6 +130,8 @@ TRIALS_JSONL = "trials.jsonl"
 TRIALS_MD = "trials.md"
 #: The best trial's config.
 BEST_FILE = "best.yaml"
+#: Trials refused in a row (``ValueError``) before the search gives up.
+MAX_REFUSED_IN_A_ROW = 10
 
 _INSTALL_HINT = 'pip install -e ".[tune]"'
 
@@ -304,6 +310,7 @@ def _record(t: Any, space: SearchSpace) -> dict[str, Any]:
         "seconds": attrs.get("seconds"),
         "folder": attrs.get("folder"),
         "rerun_of": attrs.get("rerun_of"),
+        "error": attrs.get("error"),
     }
 
 
@@ -394,7 +401,8 @@ def tune(
 
     Raises:
         ImportError: If Optuna is not installed.
-        ConfigError: If the config has a ``sweep`` or rejects a value of the
+        ConfigError: If :data:`MAX_REFUSED_IN_A_ROW` trials in a row are
+            refused, or the config has a ``sweep`` or rejects a value of the
             space.
         ResultsFolderError: If the folder holds a search of another config or
             space, or a trial folder holds runs of another config.
@@ -431,6 +439,7 @@ def tune(
         disable=not progress,
         dynamic_ncols=True,
     )
+    refused = 0
     try:
         while finished() < space.trials:
             study.sampler = _sampler(optuna, space, len(study.trials))
@@ -442,10 +451,23 @@ def tune(
             started = time.perf_counter()
             try:
                 run_experiment(trial_config, progress=False, evaluate_test=False)
+            except ValueError as exc:  # a setting refused for this graph
+                refused += 1
+                trial.set_user_attr("error", str(exc))
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                _write_record(optuna, study, folder, config, space)
+                logger.warning("trial %d refused: %s", trial.number, exc)
+                if refused >= MAX_REFUSED_IN_A_ROW:
+                    raise ConfigError(
+                        f"params: {refused} trials in a row were refused (narrow "
+                        f"the search space); the last one: {exc}"
+                    ) from exc
+                continue
             except Exception:
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 _write_record(optuna, study, folder, config, space)
                 raise
+            refused = 0
             rows = read_rows(folder / name / RUNS_FILE)
             acc = _mean_std([r["val_acc"] for r in rows], scale=100.0)
             loss = _mean_std([r["val_loss"] for r in rows])

@@ -244,3 +244,44 @@ def test_the_shipped_space_fits_the_diffresnet_config():
     repo = Path(__file__).resolve().parents[2]
     space = load_space(repo / "configs" / "tune" / "diffresnet_space.yaml")
     check_against(space, load_config(repo / "configs" / "cora" / "diffresnet.yaml"))
+
+
+def diffresnet_raw(root: Path, output: Path) -> dict:
+    raw = base_raw(root, output)
+    raw["model"] = {"name": "diffresnet", "hidden_channels": 8, "diffusion_steps": 2}
+    return raw
+
+
+def test_a_refused_setting_fails_its_trial_and_the_search_goes_on(tmp_path, fake_root):
+    # step 5.0 is certainly unstable on the graph (step * max L_ii >= 2)
+    space = {
+        "trials": 2,
+        "sampler": "random",
+        "seed": 0,
+        "params": {"model.step_size": {"choice": [0.25, 5.0]}},
+    }
+    cfg = write(tmp_path / "c.yaml", diffresnet_raw(fake_root, tmp_path / "res"))
+    spc = write(tmp_path / "space.yaml", space)
+    out = tmp_path / "tune"
+    assert main(["-q", "tune", str(cfg), str(spc), "-o", str(out)]) == 0
+    rows = records(out)
+    done = [r for r in rows if r["state"] == "complete"]
+    refused = [r for r in rows if r["state"] == "fail"]
+    assert len(done) == 2
+    assert all(r["params"]["model.step_size"] == 0.25 for r in done)
+    assert refused and all(r["params"]["model.step_size"] == 5.0 for r in refused)
+    assert all("unstable" in r["error"] for r in refused)
+
+
+def test_a_search_whose_every_setting_is_refused_stops(tmp_path, fake_root, capsys):
+    space = {
+        "trials": 2,
+        "sampler": "random",
+        "params": {"model.step_size": {"choice": [5.0, 6.0]}},
+    }
+    cfg = write(tmp_path / "c.yaml", diffresnet_raw(fake_root, tmp_path / "res"))
+    spc = write(tmp_path / "space.yaml", space)
+    out = tmp_path / "tune"
+    assert main(["-q", "tune", str(cfg), str(spc), "-o", str(out)]) == 2
+    assert "params: 10 trials in a row were refused" in capsys.readouterr().err
+    assert len(records(out)) == 10
