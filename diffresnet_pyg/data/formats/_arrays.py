@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +69,39 @@ def mask(value: Any, key: str, path: Path, *, splits_first: bool) -> Tensor:
     if array.ndim == 2 and splits_first:
         array = array.T
     return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def split_masks(
+    arrays: Mapping[str, Any],
+    names: Mapping[str, str],
+    path: Path,
+    *,
+    splits_first: bool,
+) -> dict[str, Tensor]:
+    """The split masks of a file: all of ``names`` or none of them.
+
+    Args:
+        arrays: The file's arrays.
+        names: The file's mask keys (train, val, test) and the ``Data``
+            attribute each one becomes.
+        path: The file, for error messages.
+        splits_first: See :func:`mask`.
+
+    Returns:
+        dict[str, Tensor]: ``Data`` attribute -> mask; empty if the file has
+        no masks.
+
+    Raises:
+        DatasetFileError: If some of the masks are present and others not.
+    """
+    present = [key for key in names if key in arrays]
+    if present and len(present) != len(names):
+        missing = [key for key in names if key not in arrays]
+        raise DatasetFileError(
+            f"{path}: has {present} but keys {missing} are missing (all three "
+            "masks or none)"
+        )
+    return {
+        names[key]: mask(arrays[key], key, path, splits_first=splits_first)
+        for key in present
+    }

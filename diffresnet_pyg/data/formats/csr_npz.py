@@ -98,15 +98,11 @@ def read_csr_npz(path: Path) -> Data:
         data.edge_weight = torch.from_numpy(
             np.ascontiguousarray(_arrays_float(weight, path))
         )
-    present = [key for key in MASK_KEYS if key in arrays]
-    if present and len(present) != len(MASK_KEYS):
-        missing = [key for key in MASK_KEYS if key not in arrays]
-        raise DatasetFileError(
-            f"{path}: has {present} but keys {missing} are missing (all three "
-            "masks or none)"
-        )
-    for key in present:
-        data[key] = _arrays.mask(arrays[key], key, path, splits_first=False)
+    masks = {key: key for key in MASK_KEYS}
+    for name, value in _arrays.split_masks(
+        arrays, masks, path, splits_first=False
+    ).items():
+        data[name] = value
     return data
 
 

@@ -60,13 +60,8 @@ def read_heterophilous_npz(path: Path) -> Data:
         edge_index=torch.from_numpy(np.ascontiguousarray(edges.T, dtype=np.int64)),
         num_nodes=x.size(0),
     )
-    present = [key for key in _MASKS if key in arrays]
-    if present and len(present) != len(_MASKS):
-        missing = [key for key in _MASKS if key not in arrays]
-        raise DatasetFileError(
-            f"{path}: has {present} but keys {missing} are missing (all three "
-            "masks or none)"
-        )
-    for key in present:
-        data[_MASKS[key]] = _arrays.mask(arrays[key], key, path, splits_first=True)
+    for name, value in _arrays.split_masks(
+        arrays, _MASKS, path, splits_first=True
+    ).items():
+        data[name] = value
     return data
