@@ -276,6 +276,17 @@ def test_bad_heterophilous_and_gnnbench_files(tmp_path, graph):
     np.savez(path, node_features=graph["x"], node_labels=graph["y"], edges=edges)
     with pytest.raises(DatasetFileError, match="h.npz: an edge has endpoint 30"):
         read_dataset_file(path)
+    np.savez(
+        path,
+        node_features=graph["x"],
+        node_labels=graph["y"],
+        edges=graph["edges"],
+        train_masks=graph["train_masks"],
+    )
+    with pytest.raises(
+        DatasetFileError, match=r"\['val_masks', 'test_masks'\] are missing"
+    ):
+        read_dataset_file(path)
     gb = tmp_path / "g.npz"
     np.savez(
         gb, adj_data=[1.0], adj_indices=[5], adj_indptr=[0, 1, 1], adj_shape=[2, 2]
