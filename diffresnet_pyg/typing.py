@@ -1,4 +1,7 @@
-"""Flags for optional compiled PyG extensions.
+"""Shared type aliases and flags for optional compiled PyG extensions.
+
+:data:`PathLike` is the path type of every function that takes a file or
+folder.
 
 A flag is ``True`` only when the package imports (a wheel built against another
 torch fails to load and counts as absent). Read them as module attributes
@@ -6,7 +9,12 @@ torch fails to load and counts as absent). Read them as module attributes
 exercise the pure-torch fallbacks.
 """
 
+import os
+
 import torch_geometric.typing as pyg_typing
+
+#: A file or folder path: a string or an :class:`os.PathLike`.
+PathLike = str | os.PathLike[str]
 
 WITH_TORCH_SPARSE: bool = pyg_typing.WITH_TORCH_SPARSE
 WITH_PYG_LIB: bool = pyg_typing.WITH_PYG_LIB

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
-PathLike = str | os.PathLike[str]
-
 
 def check_name(name: str, allowed: tuple[str, ...], what: str) -> str:
     """Return the spelling in :obj:`allowed` of :obj:`name` (case-insensitive).

@@ -20,7 +20,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from diffresnet_pyg.data._common import DatasetFileError, PathLike
+from diffresnet_pyg.data._common import DatasetFileError
+from diffresnet_pyg.typing import PathLike
 
 __all__ = ["RestrictedUnpickler", "read_npz", "require_keys"]
 

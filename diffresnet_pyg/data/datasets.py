@@ -36,7 +36,7 @@ import logging
 import torch
 from torch_geometric.data import Data
 
-from diffresnet_pyg.data._common import PathLike, check_name
+from diffresnet_pyg.data._common import check_name
 from diffresnet_pyg.data.formats import read_dataset_file
 from diffresnet_pyg.data.gnnbench import GNNBENCH_NAMES, load_gnnbench
 from diffresnet_pyg.data.graphdata import GRAPHDATA_NAMES, load_graphdata
@@ -44,6 +44,7 @@ from diffresnet_pyg.data.ogb import OGB_NAMES, load_ogb
 from diffresnet_pyg.data.pyg_datasets import PYG_DATASETS, load_pyg_dataset
 from diffresnet_pyg.data.transforms import remove_small_classes, row_normalize
 from diffresnet_pyg.data.transforms import standardize as _standardize
+from diffresnet_pyg.typing import PathLike
 
 __all__ = ["DATASET_NAMES", "load_dataset"]
 

@@ -17,10 +17,11 @@ import scipy.sparse as sp
 import torch_geometric.data
 from torch_geometric.data import Data
 
-from diffresnet_pyg.data._common import DatasetFileError, PathLike, check_name
+from diffresnet_pyg.data._common import DatasetFileError, check_name
 from diffresnet_pyg.data._convert import to_data
 from diffresnet_pyg.data._npz import read_npz, require_keys
 from diffresnet_pyg.data.root import resolve_root
+from diffresnet_pyg.typing import PathLike
 
 __all__ = ["GNNBENCH_NAMES", "GNNBENCH_URL", "load_gnnbench", "load_gnnbench_npz"]
 

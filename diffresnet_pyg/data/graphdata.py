@@ -14,10 +14,11 @@ import numpy as np
 import scipy.sparse as sp
 from torch_geometric.data import Data
 
-from diffresnet_pyg.data._common import DatasetFileError, PathLike, check_name
+from diffresnet_pyg.data._common import DatasetFileError, check_name
 from diffresnet_pyg.data._convert import to_data
 from diffresnet_pyg.data._npz import read_npz, require_keys
 from diffresnet_pyg.data.root import resolve_root
+from diffresnet_pyg.typing import PathLike
 
 __all__ = ["GRAPHDATA_NAMES", "load_graphdata", "load_graphdata_npz"]
 

@@ -21,8 +21,9 @@ import torch
 from torch_geometric.data import Data, InMemoryDataset
 from torch_geometric.utils import coalesce
 
-from diffresnet_pyg.data._common import PathLike, check_name
+from diffresnet_pyg.data._common import check_name
 from diffresnet_pyg.data.root import resolve_root
+from diffresnet_pyg.typing import PathLike
 
 __all__ = ["OGB_NAMES", "load_ogb"]
 

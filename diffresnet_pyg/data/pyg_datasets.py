@@ -14,8 +14,9 @@ import os
 
 from torch_geometric.data import Data, InMemoryDataset
 
-from diffresnet_pyg.data._common import PathLike, check_name
+from diffresnet_pyg.data._common import check_name
 from diffresnet_pyg.data.root import resolve_root
+from diffresnet_pyg.typing import PathLike
 
 __all__ = ["PYG_DATASETS", "load_pyg_dataset"]
 

@@ -38,6 +38,7 @@ from diffresnet_pyg.experiments.schema import (
     fingerprint,
 )
 from diffresnet_pyg.experiments.training import MemberResult
+from diffresnet_pyg.typing import PathLike
 
 __all__ = [
     "CONFIG_FILE",
@@ -61,7 +62,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 C = TypeVar("C")
 
 #: The resolved config of a results folder.

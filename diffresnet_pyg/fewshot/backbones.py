@@ -22,7 +22,6 @@ import contextlib
 import io
 import logging
 import math
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from diffresnet_pyg.evaluate import Evaluator
+from diffresnet_pyg.typing import PathLike
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -48,7 +48,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 
 #: ImageNet channel means (RGB) used to normalize inputs of pretrained CNNs.
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)

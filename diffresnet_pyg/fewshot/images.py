@@ -28,7 +28,6 @@ import gzip
 import io
 import logging
 import math
-import os
 import re
 import struct
 import zipfile
@@ -41,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from diffresnet_pyg.data.root import resolve_root
+from diffresnet_pyg.typing import PathLike
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
@@ -57,7 +57,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 
 #: Upstream of Omniglot (the background/evaluation sets and ``all_runs.zip``).
 OMNIGLOT_URL = "https://github.com/brendenlake/omniglot"

@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 from torch_geometric.data import Data
 
-from diffresnet_pyg.data._common import DatasetFileError, PathLike
+from diffresnet_pyg.data._common import DatasetFileError
+from diffresnet_pyg.typing import PathLike
 
 __all__ = [
     "MASK_KEYS",

@@ -10,8 +10,6 @@ own names and the atomic write are those of
 
 from __future__ import annotations
 
-import os
-
 from diffresnet_pyg.experiments.results import (
     CONFIG_FILE,
     RUNS_FILE,
@@ -20,6 +18,7 @@ from diffresnet_pyg.experiments.results import (
     SWEEP_FILE,
     write_atomic,
 )
+from diffresnet_pyg.typing import PathLike
 
 __all__ = [
     "CONFIG_FILE",
@@ -34,7 +33,6 @@ __all__ = [
     "write_text",
 ]
 
-PathLike = str | os.PathLike[str]
 
 #: File names the report adds.
 SWEEP_MD = "sweep.md"
