@@ -19,7 +19,8 @@ Accuracies are stored as fractions in :math:`[0, 1]` and reported in percent.
 The modules, each with one job (lower ones never import higher ones):
 
 * :mod:`~diffresnet_pyg.experiments.report.layout`: file names of a results
-  folder and the atomic write of a report file.
+  folder and of the report (files are written with
+  :func:`~diffresnet_pyg.experiments.results.write_atomic`).
 * :mod:`~diffresnet_pyg.experiments.report.stats`: :func:`summarize`.
 * :mod:`~diffresnet_pyg.experiments.report.rows`: reading ``runs.jsonl`` and
   reducing its rows.

@@ -4,8 +4,7 @@ A results folder holds ``runs.jsonl`` (one JSON object per run) next to the
 resolved ``config.yaml``; the report adds ``summary.json`` and ``summary.md``.
 A sweep folder holds ``sweep.yaml`` and gets ``sweep.md`` and ``sweep.png``;
 a parent folder reported as a whole gets ``results.md``. The results folder's
-own names and the atomic write are those of
-:mod:`diffresnet_pyg.experiments.results`.
+own names are those of :mod:`diffresnet_pyg.experiments.results`.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from diffresnet_pyg.experiments.results import (
     SUMMARY_JSON,
     SUMMARY_MD,
     SWEEP_FILE,
-    write_atomic,
 )
 from diffresnet_pyg.typing import PathLike
 
@@ -30,7 +28,6 @@ __all__ = [
     "SWEEP_MD",
     "SWEEP_PNG",
     "PathLike",
-    "write_text",
 ]
 
 
@@ -38,4 +35,3 @@ __all__ = [
 SWEEP_MD = "sweep.md"
 SWEEP_PNG = "sweep.png"
 RESULTS_MD = "results.md"
-write_text = write_atomic

@@ -23,7 +23,6 @@ from diffresnet_pyg.experiments.report.layout import (
     SWEEP_MD,
     SWEEP_PNG,
     PathLike,
-    write_text,
 )
 from diffresnet_pyg.experiments.report.markdown import (
     results_markdown,
@@ -34,6 +33,7 @@ from diffresnet_pyg.experiments.report.markdown import (
 from diffresnet_pyg.experiments.report.plots import plot_sweep_summary
 from diffresnet_pyg.experiments.report.rows import read_rows
 from diffresnet_pyg.experiments.report.sweeps import sweep_summary
+from diffresnet_pyg.experiments.results import write_atomic
 
 __all__ = ["report_directory", "write_summary", "write_sweep_report"]
 
@@ -72,8 +72,8 @@ def write_summary(
     """
     results_dir = Path(results_dir)
     summary = collect_summary(results_dir, expected_runs)
-    write_text(results_dir / SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
-    write_text(results_dir / SUMMARY_MD, summary_markdown(summary))
+    write_atomic(results_dir / SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
+    write_atomic(results_dir / SUMMARY_MD, summary_markdown(summary))
     logger.info("wrote %s and %s", results_dir / SUMMARY_JSON, SUMMARY_MD)
     return summary
 
@@ -113,7 +113,7 @@ def write_sweep_report(sweep_dir: Path) -> list[Path]:
             written += [
                 sweep_dir / point["dir"] / f for f in (SUMMARY_JSON, SUMMARY_MD)
             ]
-    write_text(sweep_dir / SWEEP_MD, sweep_markdown(summary, with_plot=True))
+    write_atomic(sweep_dir / SWEEP_MD, sweep_markdown(summary, with_plot=True))
     written.append(sweep_dir / SWEEP_MD)
     plot_sweep_summary(summary, sweep_dir / SWEEP_PNG)
     written.append(sweep_dir / SWEEP_PNG)
@@ -189,14 +189,14 @@ def report_directory(path: PathLike) -> list[Path]:
         )
         if not has_runs:
             logger.warning("no plot for the sweep %s: no runs yet", sweep_dir)
-        write_text(sweep_dir / SWEEP_MD, sweep_markdown(summary, has_runs))
+        write_atomic(sweep_dir / SWEEP_MD, sweep_markdown(summary, has_runs))
         written.append(sweep_dir / SWEEP_MD)
         if has_runs:
             plot_sweep_summary(summary, sweep_dir / SWEEP_PNG)
             written.append(sweep_dir / SWEEP_PNG)
     labels = [d.relative_to(root).as_posix() for d in results]
     table = results_table(results, labels=labels)
-    write_text(root / RESULTS_MD, results_markdown(root.name or str(root), table))
+    write_atomic(root / RESULTS_MD, results_markdown(root.name or str(root), table))
     written.append(root / RESULTS_MD)
     logger.info("wrote %d files under %s", len(written), root)
     return written
