@@ -131,21 +131,34 @@ def write_gnnbench_npz(
     )
     features = features.tocsr()
     path.parent.mkdir(parents=True, exist_ok=True)
+    save_gnnbench(
+        path,
+        adj,
+        features,
+        labels.astype(np.int8),
+        node_names=np.array([f"node{i}" for i in range(num_nodes)]),
+        class_names=np.array([f"class{c}" for c in range(num_classes)]),
+    )
+    return path
+
+
+def save_gnnbench(
+    path: Path, adj: sp.csr_matrix, attr: sp.csr_matrix, labels: np.ndarray, **extra
+) -> None:
+    """Save CSR adjacency, CSR features and labels in gnn-benchmark's keys."""
     np.savez(
         path,
         adj_data=adj.data,
         adj_indices=adj.indices,
         adj_indptr=adj.indptr,
         adj_shape=np.array(adj.shape),
-        attr_data=features.data,
-        attr_indices=features.indices,
-        attr_indptr=features.indptr,
-        attr_shape=np.array(features.shape),
-        labels=labels.astype(np.int8),
-        node_names=np.array([f"node{i}" for i in range(num_nodes)]),
-        class_names=np.array([f"class{c}" for c in range(num_classes)]),
+        attr_data=attr.data,
+        attr_indices=attr.indices,
+        attr_indptr=attr.indptr,
+        attr_shape=np.array(attr.shape),
+        labels=labels,
+        **extra,
     )
-    return path
 
 
 def write_planetoid_raw(
@@ -295,19 +308,7 @@ def write_graph_file(path: Path, fmt: str, graph: dict[str, np.ndarray]) -> Path
             test_masks=graph["test_masks"],
         )
     elif fmt == "gnnbench":
-        attr = sp.csr_matrix(x)
-        np.savez(
-            path,
-            adj_data=adj.data,
-            adj_indices=adj.indices,
-            adj_indptr=adj.indptr,
-            adj_shape=np.array(adj.shape),
-            attr_data=attr.data,
-            attr_indices=attr.indices,
-            attr_indptr=attr.indptr,
-            attr_shape=np.array(attr.shape),
-            labels=y,
-        )
+        save_gnnbench(path, adj, sp.csr_matrix(x), y)
     elif fmt == "graphdata":
         boxes = {}
         for key, value in (("adj_matrix", adj), ("node_attr", sp.csr_matrix(x))):

@@ -96,29 +96,26 @@ def test_split_sizes_and_partition(name, sizes, num_classes, request):
         assert all(isinstance(s, int) for s in split.init_seeds)
 
 
-@pytest.mark.parametrize("index", [0, 1, 2, 7, 42])
-def test_split_equals_reference_on_synthetic_labels(synthetic_y, index):
-    split = protocol_split(synthetic_y, index, num_inits=5)
+def check_split_equals_reference(y, index):
+    split = protocol_split(y, index, num_inits=5)
     seed = split_seeds(42, index + 1)[index]
-    train, val, test, inits = reference_split(synthetic_y.tolist(), seed, 20, 30, 5)
+    train, val, test, inits = reference_split(y.tolist(), seed, 20, 30, 5)
     assert split.seed == seed
     assert split.train_idx.tolist() == train.tolist()
     assert split.val_idx.tolist() == val.tolist()
     assert split.test_idx.tolist() == test.tolist()
     assert split.init_seeds == tuple(inits.tolist())
+
+
+@pytest.mark.parametrize("index", [0, 1, 2, 7, 42])
+def test_split_equals_reference_on_synthetic_labels(synthetic_y, index):
+    check_split_equals_reference(synthetic_y, index)
 
 
 @pytest.mark.real_data
 @pytest.mark.parametrize("index", [0, 1, 2, 7, 42])
 def test_split_equals_reference_on_cora(cora_y, index):
-    split = protocol_split(cora_y, index, num_inits=5)
-    seed = split_seeds(42, index + 1)[index]
-    train, val, test, inits = reference_split(cora_y.tolist(), seed, 20, 30, 5)
-    assert split.seed == seed
-    assert split.train_idx.tolist() == train.tolist()
-    assert split.val_idx.tolist() == val.tolist()
-    assert split.test_idx.tolist() == test.tolist()
-    assert split.init_seeds == tuple(inits.tolist())
+    check_split_equals_reference(cora_y, index)
 
 
 @pytest.mark.real_data
