@@ -113,7 +113,7 @@ def fake_root(tmp_path_factory) -> Path:
     connected component of 2485 nodes and 5069 edges with Cora's class sizes,
     so the protocol draws Cora's seeds; see :mod:`tests.fake_data`).
     ``planetoid/Cora/raw/``: a 900-node graph in Planetoid's files, with its
-    public split. PyG writes ``planetoid/Cora/processed/`` here on first use.
+    public split.
     """
     root = tmp_path_factory.mktemp("fake_root")
     write_gnnbench_npz(root / "gnnbench" / "cora.npz")

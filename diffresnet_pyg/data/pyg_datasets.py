@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 
 from torch_geometric.data import Data, InMemoryDataset
 
@@ -37,6 +38,16 @@ def _pyg_class(family: str) -> type[InMemoryDataset]:
     return {"planetoid": Planetoid, "coauthor": Coauthor, "amazon": Amazon}[family]
 
 
+def _processing_elsewhere(cls: type[InMemoryDataset], folder: str) -> type[InMemoryDataset]:
+    """:obj:`cls` with PyG's ``processed/`` folder moved to :obj:`folder`.
+
+    PyG writes its processed files next to ``raw/``, inside the dataset root;
+    a shared or read-only root must stay untouched, so they go to a
+    temporary folder instead (processing these datasets takes about a second).
+    """
+    return type(cls.__name__, (cls,), {"processed_dir": property(lambda self: folder)})
+
+
 def _pyg_raw_files(family: str, name: str) -> list[str]:
     """The raw file names PyG expects (mirrors PyG's properties)."""
     if family == "planetoid":
@@ -57,8 +68,10 @@ def load_pyg_dataset(
     ``root/planetoid/Cora/raw/ind.cora.*``; Coauthor reads
     ``root/coauthor/<CS|Physics>/raw/ms_academic_<cs|phy>.npz``, Amazon
     ``root/amazon/<Computers|Photo>/raw/amazon_electronics_<name>.npz``. PyG
-    downloads only when a raw file is missing and writes ``processed/`` next
-    to ``raw/``. Planetoid keeps its public-split masks.
+    downloads only when a raw file is missing (into ``raw/``); nothing else
+    is written under the root: PyG's processed files go to a temporary
+    folder that is deleted after loading. Planetoid keeps its public-split
+    masks.
 
     Args:
         family (str): ``"planetoid"``, ``"coauthor"`` or ``"amazon"``.
@@ -98,15 +111,14 @@ def load_pyg_dataset(
         if not download:
             raise FileNotFoundError(hint)
         logger.info("%s: raw files missing, PyG will download them", raw_dir)
+    with tempfile.TemporaryDirectory(prefix="diffresnet_pyg_processed_") as tmp:
+        build = _processing_elsewhere(cls, tmp)
         try:
-            dataset = cls(os.fspath(folder), name)
+            data = build(os.fspath(folder), name)[0]
         except Exception as exc:
-            if any(not (raw_dir / f).is_file() for f in raw_files):
+            if missing and any(not (raw_dir / f).is_file() for f in raw_files):
                 raise FileNotFoundError(f"download failed: {hint}") from exc
             raise
-    else:
-        dataset = cls(os.fspath(folder), name)
-    data = dataset[0]
     if data.edge_index is not None and not data.is_coalesced():
         data = data.coalesce()
     logger.debug("loaded %s/%s: %s", family_key, name, data)
