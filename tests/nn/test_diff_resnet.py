@@ -174,6 +174,8 @@ def test_input_dropout_acts_on_the_input_only(input_projection, layout):
         16,
         3,
         diffusion_steps=3,
+        dropout=0.0,  # the only dropout is on the input
+        diffusion_dropout=0.0,
         input_projection=input_projection,
         input_dropout=0.5,
     )

@@ -57,7 +57,7 @@ register_model(
         "laplacian": check_choice(LAPLACIANS),
         "block_layers": check_int_choice((1, 2)),
     },
-    defaults={"hidden_channels": 64, "dropout": 0.5},
+    defaults={"hidden_channels": 128},
     exclude=("act", "add_self_loops", "check_stability"),
     fixed={"cached": True},
     added=("input_dropout",),

@@ -100,6 +100,15 @@ class DiffResNet(Module):
     the ``input_dropout`` of the baselines does. ``diffusion_steps=0`` is
     No-Diff-ResNet. Use :meth:`reference` for the authors' exact graph model.
 
+    The defaults were chosen on validation accuracy over five graphs
+    (``experiments/datasets/tuning/``): one block, the symmetric Laplacian
+    :math:`\mathbf{I} - \mathbf{D}^{-1/2} \mathbf{A} \mathbf{D}^{-1/2}`
+    (with self-loops its eigenvalues lie in :math:`[0, 2)`, so every
+    :math:`\gamma \leq 1` is stable on every graph, while the
+    ``"reference"`` Laplacian's spectrum depends on the degrees), 16 steps of
+    0.25, dropout 0.25 before every diffusion step and 0.5 in the block. A
+    hidden width of 128 served best there.
+
     In evaluation mode (or without diffusion dropout) the output layer is
     applied *before* the last block's diffusion, which is linear:
     :math:`\mathrm{diffuse}(\mathbf{H}) \mathbf{W} + \mathbf{b} =
@@ -115,17 +124,17 @@ class DiffResNet(Module):
             ``in_channels`` when ``input_projection=False``).
         out_channels (int): Number of outputs (classes).
         num_blocks (int, optional): Residual blocks :math:`K \geq 1`.
-            (default: :obj:`2`)
+            (default: :obj:`1`)
         diffusion_steps (int, optional): Diffusion steps :math:`r \geq 0` after
-            each block. (default: :obj:`10`)
+            each block. (default: :obj:`16`)
         step_size (float, optional): Euler step :math:`\gamma`.
-            (default: :obj:`0.25`)
+            (default: :obj:`0.25`, a diffusion time :math:`r \gamma = 4`)
         laplacian (str, optional): Laplacian of :class:`DiffusionConv`.
-            (default: :obj:`"reference"`)
+            (default: :obj:`"sym"`)
         dropout (float, optional): Dropout inside the residual blocks.
-            (default: :obj:`0.0`)
+            (default: :obj:`0.5`)
         diffusion_dropout (float, optional): Dropout before every diffusion
-            step. (default: :obj:`0.0`)
+            step. (default: :obj:`0.25`)
         block_layers (int, optional): Linear layers per residual block (1 or
             2). (default: :obj:`2`)
         input_projection (bool, optional): Project the input to
@@ -161,12 +170,12 @@ class DiffResNet(Module):
         in_channels: int,
         hidden_channels: int,
         out_channels: int,
-        num_blocks: int = 2,
-        diffusion_steps: int = 10,
+        num_blocks: int = 1,
+        diffusion_steps: int = 16,
         step_size: float = 0.25,
-        laplacian: str = "reference",
-        dropout: float = 0.0,
-        diffusion_dropout: float = 0.0,
+        laplacian: str = "sym",
+        dropout: float = 0.5,
+        diffusion_dropout: float = 0.25,
         block_layers: int = 2,
         input_projection: bool = True,
         act: str = "relu",

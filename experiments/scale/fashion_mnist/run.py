@@ -217,6 +217,7 @@ def build_model(method: str, in_channels: int) -> torch.nn.Module:
             step_size=hp["step_size"],
             laplacian=hp["laplacian"],
             dropout=hp["dropout"],
+            diffusion_dropout=0.0,  # none between diffusion steps in this study
             block_layers=hp["block_layers"],
             cached=True,
         )
