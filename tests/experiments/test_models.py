@@ -238,6 +238,37 @@ def test_appnp_equals_dense_personalized_pagerank(graph):
     assert torch.autograd.gradcheck(lambda v: model(v, edge_index), (x,))
 
 
+def test_appnp_edge_dropout_draws_a_fresh_mask_per_step(graph):
+    # each step drops the normalized weights themselves (never the previous
+    # step's dropped ones): the same draws, made by hand, give the same output
+    x, edge_index = graph
+    x = x.double()
+    torch.manual_seed(0)
+    model = APPNPNet(
+        6, 3, hidden_channels=8, K=3, alpha=0.2, dropout=0.0, input_dropout=0.0,
+        edge_dropout=0.5,
+    ).double().train()
+    torch.manual_seed(1)
+    out = model(x, edge_index)
+    a = to_dense_adj(edge_index, max_num_nodes=5)[0].double() + torch.eye(5)
+    d = a.sum(1).pow(-0.5)
+    a_hat = d[:, None] * a * d[None, :]
+    loops = torch.arange(5).repeat(2, 1)
+    ei = torch.cat([edge_index, loops], dim=1)  # gcn_norm's order: edges, then loops
+    weight = a_hat[ei[1], ei[0]]
+    h = model.mlp(x)
+    z = h
+    torch.manual_seed(1)
+    for _ in range(3):
+        step = torch.nn.functional.dropout(weight, 0.5, training=True)
+        assert set(step.unique().tolist()) <= {0.0} | set((2 * weight).tolist())
+        dense = torch.zeros(5, 5, dtype=torch.double).index_put_(
+            (ei[1], ei[0]), step, accumulate=True
+        )
+        z = 0.8 * dense @ z + 0.2 * h
+    torch.testing.assert_close(out, z)
+
+
 def test_appnp_config_matches_the_paper_defaults():
     cfg = config_from_dict(
         {"output": "o", "dataset": {"name": "cora"}, "model": {"name": "appnp"}}
