@@ -103,6 +103,8 @@ def cell(protocol: str, dataset: str, method: str) -> tuple[str, float | None]:
     acc = summary["test_acc"]
     half = (acc["ci95"][1] - acc["ci95"][0]) / 2
     runs = f"{summary['n_runs']}" + ("" if summary["complete"] else f"/{summary['expected_runs']}")
+    if summary["n_runs"] < 2:  # no interval from one run
+        return f"{acc['mean']:.2f} ({runs})", acc["mean"]
     return f"{acc['mean']:.2f} ± {half:.2f} ({runs})", acc["mean"]
 
 
