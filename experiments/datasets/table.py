@@ -89,7 +89,9 @@ def overrides(protocol: str, dataset: str, splits: int, inits: int) -> list[str]
     return [f"split.num_splits={splits}", f"split.num_inits={inits}"]
 
 
-def run(protocol: str, datasets: list[str], methods: list[str], splits: int, inits: int) -> None:
+def run(
+    protocol: str, datasets: list[str], methods: list[str], splits: int, inits: int
+) -> None:
     """Run (or resume) every cell with a shipped config."""
     for dataset in datasets:
         for method in methods:
@@ -98,7 +100,8 @@ def run(protocol: str, datasets: list[str], methods: list[str], splits: int, ini
                 print(f"skip {dataset}/{method}: no {path}", flush=True)
                 continue
             if (protocol, dataset, method) in ELSEWHERE:
-                print(f"skip {dataset}/{method}: read from {folder(protocol, dataset, method)}")
+                where = folder(protocol, dataset, method)
+                print(f"skip {dataset}/{method}: read from {where}")
                 continue
             out = folder(protocol, dataset, method)
             config = load_config(
@@ -116,7 +119,9 @@ def cell(protocol: str, dataset: str, method: str) -> tuple[str, float | None]:
     summary = collect_summary(out)
     acc = summary["test_acc"]
     half = (acc["ci95"][1] - acc["ci95"][0]) / 2
-    runs = f"{summary['n_runs']}" + ("" if summary["complete"] else f"/{summary['expected_runs']}")
+    runs = f"{summary['n_runs']}" + (
+        "" if summary["complete"] else f"/{summary['expected_runs']}"
+    )
     if summary["n_runs"] < 2:  # no interval from one run
         return f"{acc['mean']:.2f} ({runs})", acc["mean"]
     return f"{acc['mean']:.2f} ± {half:.2f} ({runs})", acc["mean"]
@@ -130,7 +135,10 @@ def table(protocol: str, datasets: dict[str, str]) -> str:
         for column, dataset in datasets.items()
     }
     best = {
-        column: max((v for (_, c), (_, v) in cells.items() if c == column and v is not None), default=None)
+        column: max(
+            (v for (_, c), (_, v) in cells.items() if c == column and v is not None),
+            default=None,
+        )
         for column in datasets
     }
     rows = []
@@ -138,7 +146,11 @@ def table(protocol: str, datasets: dict[str, str]) -> str:
         row = [name]
         for column in datasets:
             text, value = cells[name, column]
-            row.append(f"**{text}**" if value is not None and value == best[column] else text or "–")
+            row.append(
+                f"**{text}**"
+                if value is not None and value == best[column]
+                else text or "–"
+            )
         if any(cell != "–" for cell in row[1:]):
             rows.append(row)
     return markdown_table(["method", *datasets], rows, "l" + "r" * len(datasets))

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 from pathlib import Path
 
 import yaml
 
+from diffresnet_pyg.experiments.report.stats import summarize
 from diffresnet_pyg.experiments.results import write_atomic
 from diffresnet_pyg.experiments.runner import run_experiment
 from diffresnet_pyg.experiments.schema import load_config
@@ -36,7 +36,7 @@ REFUSED = "refused.txt"
 
 
 def candidates(name: str = "candidates.yaml") -> dict[str, dict[str, object]]:
-    """The candidate overrides of the file ``name`` beside this script, by label, GCN first."""
+    """The candidates of the file ``name`` beside this script, by label, GCN first."""
     with (HERE / name).open() as f:
         return {"gcn": {}, **yaml.safe_load(f)}
 
@@ -80,23 +80,23 @@ def run(dataset: str, splits: int, inits: int, labels: list[str], name: str) -> 
 
 
 def summary(dataset: str, name: str) -> str:
-    """Markdown rows: mean validation accuracy (%) with a 95 % interval."""
+    """Markdown rows: mean validation accuracy (%) ± half its 95 % t interval."""
     lines = []
     for label in candidates(name):
         path = folder(dataset, label, name) / "runs.jsonl"
         refused = folder(dataset, label, name) / REFUSED
         if refused.exists():
-            reason = refused.read_text().strip().split(". ")[0]
+            reason = refused.read_text().strip().split(":")[0]
             lines.append(f"| {dataset} | {label} | refused: {reason} | 0 | |")
             continue
         if not path.exists():
             continue
         rows = [json.loads(line) for line in path.open()]
-        accs = [100 * row["val_acc"] for row in rows]
-        mean = statistics.mean(accs)
-        half = 1.96 * statistics.stdev(accs) / math.sqrt(len(accs)) if len(accs) > 1 else math.nan
+        acc = summarize([100 * row["val_acc"] for row in rows])
+        half = (acc.ci95[1] - acc.ci95[0]) / 2
         seconds = statistics.mean(row["seconds"] for row in rows)
-        lines.append(f"| {dataset} | {label} | {mean:.2f} ± {half:.2f} | {len(rows)} | {seconds:.0f} |")
+        cell = f"{acc.mean:.2f} ± {half:.2f}" if acc.n > 1 else f"{acc.mean:.2f}"
+        lines.append(f"| {dataset} | {label} | {cell} | {acc.n} | {seconds:.0f} |")
     return "\n".join(lines)
 
 
@@ -107,7 +107,9 @@ if __name__ == "__main__":
     parser.add_argument("--inits", type=int, default=2)
     parser.add_argument("--only", nargs="*", default=[], help="candidate labels to run")
     parser.add_argument("--summary", action="store_true", help="only print the table")
-    parser.add_argument("--file", default="candidates.yaml", help="the candidates (beside this script)")
+    parser.add_argument(
+        "--file", default="candidates.yaml", help="the candidates (beside this script)"
+    )
     args = parser.parse_args()
     os.chdir(ROOT)
     if not args.summary:

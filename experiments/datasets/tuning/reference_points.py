@@ -23,9 +23,13 @@ if __name__ == "__main__":
     parser.add_argument("dataset")
     parser.add_argument("--splits", type=int, default=2)
     parser.add_argument("--inits", type=int, default=2)
-    parser.add_argument("--output", help="default: <dataset>_reference_points beside this script")
+    parser.add_argument(
+        "--output", help="default: <dataset>_reference_points beside this script"
+    )
     args = parser.parse_args()
-    output = args.output or f"experiments/datasets/tuning/{args.dataset}_reference_points"
+    output = (
+        args.output or f"experiments/datasets/tuning/{args.dataset}_reference_points"
+    )
     for model in ("gcn", "diffresnet"):
         config = load_config(
             f"configs/{args.dataset}/{model}.yaml",
