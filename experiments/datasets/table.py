@@ -17,8 +17,8 @@ a rerun resumes. From the repository root::
     python experiments/datasets/table.py run public --inits 10
     python experiments/datasets/table.py write
 
-``write`` regenerates ``table.md`` from whatever rows exist, with every
-cell's run count.
+``write`` regenerates ``table.md`` (and the tables of ``README.md``) from
+whatever rows exist, with every cell's run count.
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ ELSEWHERE = {
     )
     for dataset in ("cora", "citeseer")
 }
+#: The lines of README.md between which ``write`` puts the tables.
+BEGIN, END = "<!-- table: begin -->", "<!-- table: end -->"
 #: Planetoid names of the datasets with a public split.
 PUBLIC = {"cora": "planetoid/cora", "citeseer": "planetoid/citeseer"}
 
@@ -178,6 +180,11 @@ def write() -> Path:
     )
     path = HERE / "table.md"
     write_atomic(path, text)
+    readme = HERE / "README.md"
+    page = readme.read_text()
+    start, end = page.index(BEGIN) + len(BEGIN), page.index(END)
+    body = text.split("\n", 6)[6]  # the tables, without table.md's own header
+    write_atomic(readme, page[:start] + "\n" + body + page[end:])
     return path
 
 

@@ -96,13 +96,13 @@ def test_minimal_config_fills_defaults():
         (
             "diffresnet",
             {
-                "hidden_channels": 64,
-                "num_blocks": 2,
-                "diffusion_steps": 10,
+                "hidden_channels": 128,
+                "num_blocks": 1,
+                "diffusion_steps": 16,
                 "step_size": 0.25,
-                "laplacian": "reference",
+                "laplacian": "sym",
                 "dropout": 0.5,
-                "diffusion_dropout": 0.0,
+                "diffusion_dropout": 0.25,
                 "block_layers": 2,
                 "input_projection": True,
                 "input_dropout": 0.0,

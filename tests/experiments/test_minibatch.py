@@ -47,7 +47,14 @@ from diffresnet_pyg.nn.batched import BatchedDiffResNet
 
 
 def members(seeds, in_channels, out_channels, **kwargs) -> BatchedDiffResNet:
-    kwargs = {"num_blocks": 1, "diffusion_steps": 3, "dropout": 0.2, **kwargs}
+    kwargs = {
+        "num_blocks": 1,
+        "diffusion_steps": 3,
+        "laplacian": "reference",
+        "dropout": 0.2,
+        "diffusion_dropout": 0.0,
+        **kwargs,
+    }
     models = []
     for seed in seeds:
         torch.manual_seed(seed)
