@@ -38,7 +38,9 @@ def _pyg_class(family: str) -> type[InMemoryDataset]:
     return {"planetoid": Planetoid, "coauthor": Coauthor, "amazon": Amazon}[family]
 
 
-def _processing_elsewhere(cls: type[InMemoryDataset], folder: str) -> type[InMemoryDataset]:
+def _processing_elsewhere(
+    cls: type[InMemoryDataset], folder: str
+) -> type[InMemoryDataset]:
     """:obj:`cls` with PyG's ``processed/`` folder moved to :obj:`folder`.
 
     PyG writes its processed files next to ``raw/``, inside the dataset root;

@@ -205,7 +205,9 @@ def test_planetoid_synthetic_raw_files_without_network(tmp_path, no_download):
     assert [int(m.sum()) for m in masks] == [140, 500, 200]
     assert torch.bincount(data.y[data.train_mask]).tolist() == [20] * 7
     # nothing is written under the root (it may be shared or read-only)
-    assert sorted(p.name for p in (tmp_path / "planetoid" / "Cora").iterdir()) == ["raw"]
+    assert sorted(p.name for p in (tmp_path / "planetoid" / "Cora").iterdir()) == [
+        "raw"
+    ]
     standardized = load_dataset("planetoid/cora", tmp_path)
     assert standardized.num_nodes == 900  # connected
     assert torch.equal(standardized.train_mask, data.train_mask)

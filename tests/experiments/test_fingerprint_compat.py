@@ -6,7 +6,7 @@ file, computed by the code before ``dataset.path`` and its companions
 existed. A results folder is refused on resume when its fingerprint
 changes, so these must never drift through a change of the schema. (The
 shipped ``configs/*/diffresnet.yaml`` carry the fingerprints of the general
-model's current defaults, which changed their values on purpose.) Model parameters added later
+model's current defaults, whose values changed on purpose.) Model parameters added later
 (``register_model(added=...)``) are written only off their default for the
 same reason.
 """

@@ -244,10 +244,20 @@ def test_appnp_edge_dropout_draws_a_fresh_mask_per_step(graph):
     x, edge_index = graph
     x = x.double()
     torch.manual_seed(0)
-    model = APPNPNet(
-        6, 3, hidden_channels=8, K=3, alpha=0.2, dropout=0.0, input_dropout=0.0,
-        edge_dropout=0.5,
-    ).double().train()
+    model = (
+        APPNPNet(
+            6,
+            3,
+            hidden_channels=8,
+            K=3,
+            alpha=0.2,
+            dropout=0.0,
+            input_dropout=0.0,
+            edge_dropout=0.5,
+        )
+        .double()
+        .train()
+    )
     torch.manual_seed(1)
     out = model(x, edge_index)
     a = to_dense_adj(edge_index, max_num_nodes=5)[0].double() + torch.eye(5)
