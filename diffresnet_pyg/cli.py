@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import yaml
 
+from diffresnet_pyg import __version__
 from diffresnet_pyg.experiments.report import report_directory
 from diffresnet_pyg.experiments.runner import (
     ResultsFolderError,
@@ -47,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bars or info logs"
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (
@@ -80,7 +84,14 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="the tune folder (default: the config's output + '-tune')",
     )
-    p = sub.add_parser("report", help="write summaries, tables and plots")
+    text = "write summaries, tables and plots of results folders"
+    p = sub.add_parser(
+        "report",
+        help=text,
+        description=text + ": a results folder, a sweep folder, or a folder "
+        "holding several (each gets summary.json and summary.md; a sweep also "
+        "its table and plot).",
+    )
     p.add_argument("results_dir", help="a results, sweep, or parent folder")
     text = "regenerate the synthetic figures (XOR collapse, circles, moons, spirals)"
     p = sub.add_parser("synthetic", help=text, description=text)

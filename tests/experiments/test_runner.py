@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import diffresnet_pyg
 from diffresnet_pyg.cli import main
 from diffresnet_pyg.data import load_dataset, protocol_splits
 from diffresnet_pyg.experiments.runner import (
@@ -37,6 +38,17 @@ def write_config(path: Path, root: Path, output: Path, **sections) -> Path:
 def rows(folder: Path) -> list[dict]:
     lines = (folder / "runs.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines if line.strip()]
+
+
+def test_cli_version_and_report_description(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == f"diffresnet-pyg {diffresnet_pyg.__version__}\n"
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    words = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "write summaries, tables and plots of results folders: a results" in words
 
 
 def test_cli_run_end_to_end(tmp_path, fake_root, capsys):
