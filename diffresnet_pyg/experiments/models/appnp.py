@@ -97,8 +97,6 @@ class APPNPNet(Module):
             dropout=dropout,
             norm=None,
         )
-        self.K = K
-        self.alpha = alpha
         self.edge_dropout = edge_dropout
         self.propagate = APPNP(K, alpha)  # edge dropout drawn in forward
 
@@ -113,11 +111,11 @@ class APPNPNet(Module):
         if not self.training or self.edge_dropout == 0.0:
             return self.propagate(h, edge_index)
         edge_index, weight = gcn_norm(edge_index, None, h.size(0), dtype=h.dtype)
-        z = h
-        for _ in range(self.K):  # a fresh mask of the normalized weights per step
+        alpha, z = self.propagate.alpha, h
+        for _ in range(self.propagate.K):  # a fresh mask of the weights per step
             step = F.dropout(weight, self.edge_dropout, training=True)
             z = self.propagate.propagate(edge_index, x=z, edge_weight=step)
-            z = (1.0 - self.alpha) * z + self.alpha * h
+            z = (1.0 - alpha) * z + alpha * h
         return z
 
     def extra_repr(self) -> str:
