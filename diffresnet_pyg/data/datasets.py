@@ -5,7 +5,8 @@ Four on-disk formats are read, each under its own folder of the dataset root
 
 * ``<root>/gnnbench/<name>.npz`` (:mod:`~diffresnet_pyg.data.gnnbench`): the
   "Pitfalls of GNN evaluation" (gnn-benchmark) files that the Diff-ResNet
-  authors use; downloaded from gnn-benchmark's repository when missing.
+  authors use; Cora and Citeseer ship with the package, the others are
+  downloaded from gnn-benchmark's repository when missing.
 * ``<root>/planetoid``, ``<root>/coauthor``, ``<root>/amazon``
   (:mod:`~diffresnet_pyg.data.pyg_datasets`): PyG's
   :class:`~torch_geometric.datasets.Planetoid`,
@@ -85,8 +86,9 @@ def load_dataset(
 
     Names (case-insensitive):
 
-    * gnn-benchmark files, the authors' protocol (``<root>/gnnbench/``,
-      downloaded if missing; ``gnnbench/<name>`` also works): ``"cora"``,
+    * gnn-benchmark files, the authors' protocol (``<root>/gnnbench/``;
+      Cora and Citeseer ship with the package, the others are downloaded if
+      missing; ``gnnbench/<name>`` also works): ``"cora"``,
       ``"citeseer"``, ``"pubmed"``, ``"cora_full"``,
       ``"amazon_electronics_computers"``, ``"amazon_electronics_photo"``,
       ``"ms_academic_cs"``, ``"ms_academic_phy"``;

@@ -1,8 +1,10 @@
 """The gnn-benchmark (`shchur/gnn-benchmark`) npz datasets.
 
 ``<root>/gnnbench/<name>.npz``: the "Pitfalls of GNN evaluation"
-(gnn-benchmark) files that the Diff-ResNet authors use; downloaded from
-gnn-benchmark's repository when missing.
+(gnn-benchmark) files that the Diff-ResNet authors use. Cora and Citeseer ship
+inside the package (``diffresnet_pyg/data/bundled/``, byte for byte
+gnn-benchmark's files) and are read from there when the root lacks them; the
+other files are downloaded from gnn-benchmark's repository when missing.
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ from diffresnet_pyg.data._npz import read_npz, require_keys
 from diffresnet_pyg.data.root import resolve_root
 from diffresnet_pyg.typing import PathLike
 
-__all__ = ["GNNBENCH_NAMES", "GNNBENCH_URL", "load_gnnbench", "load_gnnbench_npz"]
+__all__ = [
+    "BUNDLED_NAMES",
+    "GNNBENCH_NAMES",
+    "GNNBENCH_URL",
+    "bundled_path",
+    "load_gnnbench",
+    "load_gnnbench_npz",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +50,25 @@ GNNBENCH_NAMES: tuple[str, ...] = (
     "ms_academic_cs",
     "ms_academic_phy",
 )
+
+
+#: The gnn-benchmark files shipped inside the package (no download needed).
+BUNDLED_NAMES: tuple[str, ...] = ("cora", "citeseer")
+
+_BUNDLED_FOLDER = Path(__file__).resolve().parent / "bundled"
+
+
+def bundled_path(name: str) -> Path | None:
+    """The copy of ``<name>.npz`` shipped with the package, or :obj:`None`.
+
+    Example:
+        >>> bundled_path("cora").name
+        'cora.npz'
+        >>> bundled_path("pubmed") is None
+        True
+    """
+    path = _BUNDLED_FOLDER / f"{name}.npz"
+    return path if name in BUNDLED_NAMES and path.is_file() else None
 
 
 def _csr_from_parts(loader: Any, prefix: str, path: Path) -> sp.csr_matrix:
@@ -131,9 +159,12 @@ def _download_failed_error(name: str, path: Path, url: str) -> FileNotFoundError
 def load_gnnbench(
     name: str, root: PathLike | None = None, *, download: bool = True
 ) -> Data:
-    """Load ``<root>/gnnbench/<name>.npz``, downloading it only if it is missing.
+    """Load ``<root>/gnnbench/<name>.npz``; the shipped copy or a download if missing.
 
-    Missing files are fetched with :func:`torch_geometric.data.download_url`
+    A file under the root always wins. Without one, ``"cora"`` and
+    ``"citeseer"`` are read from the copies shipped with the package
+    (:obj:`BUNDLED_NAMES`; nothing is downloaded or written). Other missing
+    files are fetched with :func:`torch_geometric.data.download_url`
     from ``https://github.com/shchur/gnn-benchmark/raw/master/data/npz/<name>.npz``
     (into a temporary name first, so an interrupted download leaves nothing
     behind). No preprocessing is applied (see :func:`load_dataset`).
@@ -153,13 +184,17 @@ def load_gnnbench(
 
     Raises:
         ValueError: For an unknown name.
-        FileNotFoundError: If the file is missing and cannot be downloaded;
+        FileNotFoundError: If the file is missing, is not shipped with the
+            package and cannot be downloaded;
             the message names the path to put it at and the URL.
     """
     name = check_name(name, GNNBENCH_NAMES, "gnn-benchmark")
     folder = resolve_root(root) / "gnnbench"
     path = folder / f"{name}.npz"
     url = f"{GNNBENCH_URL}{name}.npz"
+    if not path.is_file() and (shipped := bundled_path(name)) is not None:
+        logger.debug("%s not found; reading the copy shipped at %s", path, shipped)
+        return load_gnnbench_npz(shipped)
     if not path.is_file():
         if not download:
             raise _download_failed_error(name, path, url)

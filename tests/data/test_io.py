@@ -1,3 +1,4 @@
+import hashlib
 import shutil
 import urllib.request
 
@@ -20,6 +21,7 @@ from diffresnet_pyg.data import (
     load_graphdata,
     load_pyg_dataset,
 )
+from diffresnet_pyg.data.gnnbench import BUNDLED_NAMES, bundled_path
 from tests.fake_data import write_planetoid_raw
 
 
@@ -113,19 +115,56 @@ def test_env_var_root(cora_root, monkeypatch, cora):
 
 
 def test_missing_file_download_fails_clearly(tmp_path, no_download):
-    expected_path = tmp_path / "gnnbench" / "citeseer.npz"
+    expected_path = tmp_path / "gnnbench" / "pubmed.npz"
     with pytest.raises(FileNotFoundError) as info:
-        load_dataset("citeseer", tmp_path)
+        load_dataset("pubmed", tmp_path)
     message = str(info.value)
     assert str(expected_path) in message
-    assert f"{GNNBENCH_URL}citeseer.npz" in message
+    assert f"{GNNBENCH_URL}pubmed.npz" in message
     assert isinstance(info.value.__cause__, DownloadAttempted)
     assert not list((tmp_path / "gnnbench").glob("*"))
 
 
 def test_missing_file_without_download(tmp_path, no_download):
-    with pytest.raises(FileNotFoundError, match="cora.npz"):
-        load_gnnbench("cora", tmp_path, download=False)
+    with pytest.raises(FileNotFoundError, match="pubmed.npz"):
+        load_gnnbench("pubmed", tmp_path, download=False)
+
+
+@pytest.mark.parametrize("name", BUNDLED_NAMES)
+def test_shipped_copy_is_read_without_root_file_or_network(name, tmp_path, no_download):
+    data = load_dataset(name, tmp_path)  # no file under the root, no download
+    assert data.num_nodes == {"cora": 2485, "citeseer": 2110}[name]
+    assert not (tmp_path / "gnnbench").exists()  # nothing written
+
+
+@pytest.mark.parametrize("name", BUNDLED_NAMES)
+def test_shipped_copy_is_the_documented_file(name):
+    digest = hashlib.sha256(bundled_path(name).read_bytes()).hexdigest()
+    readme = (bundled_path(name).parent / "README.md").read_text()
+    assert f"| `{name}.npz` |" in readme and digest in readme
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("name", BUNDLED_NAMES)
+def test_shipped_copy_equals_upstream_file(name, shared_data):
+    upstream = shared_data / "gnnbench" / f"{name}.npz"
+    assert bundled_path(name).read_bytes() == upstream.read_bytes()
+
+
+def test_root_file_wins_over_shipped_copy(tmp_path, no_download):
+    folder = tmp_path / "gnnbench"
+    folder.mkdir()
+    shipped = load_gnnbench_npz(bundled_path("cora"))
+    np.savez(
+        folder / "cora.npz",
+        adj_data=np.ones(2),
+        adj_indices=np.array([1, 0]),
+        adj_indptr=np.array([0, 1, 2]),
+        adj_shape=np.array([2, 2]),
+        labels=np.array([0, 1]),
+    )
+    mine = load_gnnbench("cora", tmp_path)
+    assert mine.num_nodes == 2 != shipped.num_nodes
 
 
 def test_missing_file_is_downloaded_to_the_root(tmp_path, cora_root, monkeypatch):
@@ -138,13 +177,14 @@ def test_missing_file_is_downloaded_to_the_root(tmp_path, cora_root, monkeypatch
         return target
 
     monkeypatch.setattr(torch_geometric.data, "download_url", fake_download)
-    data = load_dataset("cora", tmp_path)
-    assert calls == [f"{GNNBENCH_URL}cora.npz"]
-    assert (tmp_path / "gnnbench" / "cora.npz").is_file()
-    assert not (tmp_path / "gnnbench" / "cora.npz.part").exists()
-    assert data.num_nodes == 2485
+    data = load_gnnbench("pubmed", tmp_path)  # not shipped: downloaded
+    assert calls == [f"{GNNBENCH_URL}pubmed.npz"]
+    assert (tmp_path / "gnnbench" / "pubmed.npz").is_file()
+    assert not (tmp_path / "gnnbench" / "pubmed.npz.part").exists()
+    source = load_gnnbench_npz(cora_root / "gnnbench" / "cora.npz")
+    assert torch.equal(data.edge_index, source.edge_index)
     # Present now: no second download.
-    load_dataset("cora", tmp_path)
+    load_gnnbench("pubmed", tmp_path)
     assert len(calls) == 1
 
 
