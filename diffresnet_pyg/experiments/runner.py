@@ -53,7 +53,6 @@ import torch
 import yaml
 from torch import Tensor
 from torch_geometric.data import Data
-from tqdm.auto import tqdm
 
 from diffresnet_pyg.data import (
     load_dataset,
@@ -69,6 +68,7 @@ from diffresnet_pyg.experiments.executors import (
     worker_device,
 )
 from diffresnet_pyg.experiments.models import build_members, first_layer_weights
+from diffresnet_pyg.experiments.progress import Progress, RunProgress
 from diffresnet_pyg.experiments.report import (
     report_directory,
     write_summary,
@@ -93,6 +93,7 @@ from diffresnet_pyg.experiments.schema import (
     expand_sweep,
 )
 from diffresnet_pyg.experiments.training import (
+    EpochStatus,
     MemberResult,
     stack_index,
     train_members,
@@ -278,13 +279,16 @@ def fit_chunk(
     on_epoch: Callable[[int, int], None] | None,
     on_finish: Callable[[int, MemberResult], None],
     evaluate_test: bool = True,
+    on_status: Callable[[EpochStatus], None] | None = None,
 ) -> None:
     """Train the members of one chunk of runs (on ``x``'s device) as configured.
 
     ``model`` holds one member per run of ``chunk`` (in order); ``x`` comes
     from :func:`input_features`. ``on_finish(member, result)`` is called as
     each member finishes, ``on_epoch(epoch, active_members)`` (if given)
-    after every epoch.
+    after every epoch, and ``on_status`` (if given) with the active members'
+    :class:`~diffresnet_pyg.experiments.training.EpochStatus` before it
+    (full-batch training only).
 
     With ``train.batching.method`` other than ``"full"``: mini-batch training
     (:mod:`~diffresnet_pyg.experiments.minibatch`; each diffusion layer keeps
@@ -320,7 +324,17 @@ def fit_chunk(
     )
     batching = train.batching
     if batching.method == "full":
-        train_members(model, x, edge_index, y, train_idx, val_idx, test_idx, **settings)
+        train_members(
+            model,
+            x,
+            edge_index,
+            y,
+            train_idx,
+            val_idx,
+            test_idx,
+            on_status=on_status,
+            **settings,
+        )
         return
     from diffresnet_pyg.experiments.minibatch import (
         batch_loader,
@@ -456,6 +470,7 @@ def run_chunk(
     on_row: Callable[[dict[str, Any]], None] | None = None,
     on_epoch: Callable[[int, int], None] | None = None,
     evaluate_test: bool = True,
+    on_status: Callable[[EpochStatus], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Train the runs ``keys`` of ``config`` as one batched model; their rows.
 
@@ -480,6 +495,9 @@ def run_chunk(
         evaluate_test (bool, optional): Read each run's test accuracy;
             :obj:`False` never evaluates the test nodes and leaves
             ``test_acc`` out of the rows (tuning). (default: :obj:`True`)
+        on_status (callable, optional): Called with the active runs'
+            :class:`~diffresnet_pyg.experiments.training.EpochStatus` after
+            every epoch of full-batch training. (default: :obj:`None`)
 
     Returns:
         list[dict]: One row per run, in the order the runs finished: dataset,
@@ -537,6 +555,7 @@ def run_chunk(
         on_epoch=on_epoch,
         on_finish=on_finish,
         evaluate_test=evaluate_test,
+        on_status=on_status,
     )
     return rows
 
@@ -603,28 +622,39 @@ def _prepare(
     return _Point(config, len(plan), len(pending)), tasks
 
 
+def _progress_label(points: Sequence[_Point], point: _Point) -> str | None:
+    """The point's name in progress lines: only when several points run."""
+    return point.label if len(points) > 1 else None
+
+
 def _train_here(
-    points: Sequence[_Point], bar: tqdm, progress: bool
+    points: Sequence[_Point], progress: RunProgress
 ) -> Callable[[ChunkTask], list[dict[str, Any]]]:
     """The ``"local"`` task: each row appended as soon as its run finishes."""
 
     def task(chunk: ChunkTask) -> list[dict[str, Any]]:
         point = points[chunk.point]
-        bar.set_description(point.label)
+        label = _progress_label(points, point)
+        train = point.config.train
+        progress.set_description(point.label)
+        progress.start_chunk(
+            chunk.keys,
+            label=label,
+            patience=None if train.early_stopping == "none" else train.patience,
+        )
 
         def on_row(row: dict[str, Any]) -> None:
             append_rows(point.folder / RUNS_FILE, [row])
-            bar.update()
+            progress.run_finished(row, label=label, max_epochs=train.max_epochs)
 
-        def on_epoch(epoch: int, active: int) -> None:
-            bar.set_postfix(epoch=epoch, active=f"{active}/{len(chunk.keys)}")
-
+        watch = progress.wants_epochs
         return run_chunk(
             chunk.config,
             chunk.keys,
             on_row=on_row,
-            on_epoch=on_epoch if progress else None,
+            on_epoch=progress.epoch if watch else None,
             evaluate_test=chunk.evaluate_test,
+            on_status=progress.status if watch else None,
         )
 
     return task
@@ -636,7 +666,7 @@ def _execute(
     executor: ExecutorConfig,
     *,
     device: str,
-    progress: bool,
+    progress: Progress,
     desc: str,
     summarize: bool = True,
 ) -> None:
@@ -645,16 +675,16 @@ def _execute(
     ``"local"`` appends each run's row as soon as it finishes; the other
     executors return a chunk's rows when the chunk finishes, and they are
     appended then. A point's summary is written once all its runs are there
-    (if ``summarize``).
+    (if ``summarize``). ``progress``: see
+    :class:`~diffresnet_pyg.experiments.progress.RunProgress`.
     """
     total = sum(point.total for point in points)
-    bar = tqdm(
+    reporter = RunProgress(
+        progress,
         total=total,
-        initial=total - sum(point.left for point in points),
+        done=total - sum(point.left for point in points),
         desc=desc,
-        unit="run",
-        disable=not progress,
-        dynamic_ncols=True,
+        logger=logger,
     )
 
     def finish(point: _Point, count: int) -> None:
@@ -666,22 +696,26 @@ def _execute(
         if point.left == 0:
             finish(point, 0)
     local = executor.kind == "local"
-    task = _train_here(points, bar, progress) if local else train_chunk
+    task = _train_here(points, reporter) if local else train_chunk
     results = map_chunks(executor, task, tasks, device=device)
     try:
         for chunk, rows in results:
             point = points[chunk.point]
             if not local:
                 append_rows(point.folder / RUNS_FILE, rows)
-                bar.update(len(rows))
+                label = _progress_label(points, point)
+                for row in rows:
+                    reporter.run_finished(
+                        row, label=label, max_epochs=point.config.train.max_epochs
+                    )
             finish(point, len(rows))
     finally:
         results.close()
-        bar.close()
+        reporter.close()
 
 
 def run_experiment(
-    config: ExperimentConfig, *, progress: bool = True, evaluate_test: bool = True
+    config: ExperimentConfig, *, progress: Progress = True, evaluate_test: bool = True
 ) -> dict[str, Any] | None:
     """Run (or resume) every run of ``config``; return the summary.
 
@@ -692,7 +726,10 @@ def run_experiment(
 
     Args:
         config (ExperimentConfig): A config without a ``sweep`` section.
-        progress (bool, optional): Show a progress bar. (default: :obj:`True`)
+        progress (bool or str, optional): ``True`` or ``"bar"``: progress
+            bars; ``"log"``: a log line per finished run with the time left,
+            and now and then one during long runs; ``False``: nothing (see
+            :mod:`~diffresnet_pyg.experiments.progress`). (default: :obj:`True`)
         evaluate_test (bool, optional): Read each run's test accuracy.
             :obj:`False` (tuning, :mod:`~diffresnet_pyg.experiments.tune`)
             never evaluates the test nodes, writes rows without ``test_acc``
@@ -719,7 +756,7 @@ def run_experiment(
     return point.summary
 
 
-def run_sweep(config: ExperimentConfig, *, progress: bool = True) -> list[Path]:
+def run_sweep(config: ExperimentConfig, *, progress: Progress = True) -> list[Path]:
     """Run every point of a sweep config, then write its table and plot.
 
     Each (method, value) point is an ordinary results folder under
@@ -729,7 +766,8 @@ def run_sweep(config: ExperimentConfig, *, progress: bool = True) -> list[Path]:
     settings changed and its folders deleted) and rerun: unchanged points
     keep their runs. Every folder is claimed before any run starts, and the
     chunks of all points go to one executor (``config.executor``), so
-    workers stay busy across points.
+    workers stay busy across points. ``progress`` is as in
+    :func:`run_experiment` (the lines name the point).
 
     Returns:
         list[pathlib.Path]: The report files written.

@@ -35,6 +35,7 @@ __all__ = [
     "EARLY_STOPPING_RULES",
     "OPTIMIZERS",
     "EarlyStopping",
+    "EpochStatus",
     "MemberResult",
     "SingleMember",
     "make_optimizer",
@@ -172,6 +173,31 @@ class MemberResult:
     train_seconds: float
 
 
+@dataclass(frozen=True)
+class EpochStatus:
+    """The members still training after an epoch, for progress reports.
+
+    Every tuple holds one entry per active member, in batch order.
+
+    Attributes:
+        epoch (int): The epoch (from 1).
+        members (tuple[int, ...]): The active members' indices in the batch.
+        val_acc (tuple[float, ...]): Validation accuracy after this epoch.
+        best_val_acc (tuple[float, ...]): Validation accuracy of the current
+            checkpoint (the weights that would be tested now).
+        best_epoch (tuple[int, ...]): The checkpoint's epoch.
+        waiting (tuple[int, ...]): Epochs since the last improvement (the
+            patience counter of the early-stopping rule).
+    """
+
+    epoch: int
+    members: tuple[int, ...]
+    val_acc: tuple[float, ...]
+    best_val_acc: tuple[float, ...]
+    best_epoch: tuple[int, ...]
+    waiting: tuple[int, ...]
+
+
 def make_optimizer(
     name: str,
     params: Any,
@@ -272,6 +298,7 @@ def train_members(
     on_epoch: Callable[[int, int], None] | None = None,
     on_finish: Callable[[int, MemberResult], None] | None = None,
     train_step: Callable[[Module, torch.optim.Optimizer, Tensor], None] | None = None,
+    on_status: Callable[[EpochStatus], None] | None = None,
 ) -> list[MemberResult]:
     r"""Train the ``B`` members of a batched model, each as its own run.
 
@@ -315,6 +342,9 @@ def train_members(
             (e.g. one step per mini-batch,
             :func:`~diffresnet_pyg.experiments.minibatch.train_members_minibatch`).
             Evaluation stays full-batch on ``(x, graph)``.
+        on_status (Callable, optional): Called after every epoch (before
+            ``on_epoch``) with the active members' :class:`EpochStatus`, for
+            progress reports.
 
     Returns:
         list[MemberResult]: One result per member, in member order.
@@ -382,6 +412,17 @@ def train_members(
                     else:
                         mask = improved.to(p.device).view(-1, *([1] * (p.dim() - 1)))
                         snap.copy_(torch.where(mask, p, snap))
+        if on_status is not None:
+            on_status(
+                EpochStatus(
+                    epoch=epoch,
+                    members=tuple(active.tolist()),
+                    val_acc=tuple(val_acc.detach().cpu().double().tolist()),
+                    best_val_acc=tuple(ckpt_acc.tolist()),
+                    best_epoch=tuple(ckpt_epoch.tolist()),
+                    waiting=tuple(stopper.counter.tolist()),
+                )
+            )
         if on_epoch is not None:
             on_epoch(epoch, int(active.numel()))
 

@@ -56,6 +56,13 @@ def _unique(rows: Sequence[Mapping[str, Any]], key: str) -> str | None:
     return ", ".join(values) if values else None
 
 
+def _max_epochs(train: Mapping[str, Any]) -> int | None:
+    value = train.get("max_epochs")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return None
+
+
 def _expected_from_split(split: Mapping[str, Any]) -> int | None:
     num_splits, num_inits = split.get("num_splits"), split.get("num_inits")
     if isinstance(num_splits, int) and isinstance(num_inits, int):
@@ -86,15 +93,17 @@ def collect_summary(
     rows = read_rows(results_dir / RUNS_FILE)
     if not rows:
         raise ValueError(f"{results_dir / RUNS_FILE} holds no runs")
-    try:
-        runs = summarize_runs(rows)
-    except ValueError as exc:
-        raise ValueError(f"{results_dir / RUNS_FILE}: {exc}") from exc
     config = _read_config(results_dir)
     dataset = _section(config, "dataset")
     model = _section(config, "model")
     split = _section(config, "split")
     train = _section(config, "train")
+    try:
+        runs = summarize_runs(rows, max_epochs=_max_epochs(train))
+    except ValueError as exc:
+        raise ValueError(f"{results_dir / RUNS_FILE}: {exc}") from exc
+    if runs["stopped_at_max_epochs"] is not None:
+        runs["stopped_at_max_epochs"]["early_stopping"] = train.get("early_stopping")
     if expected_runs is None:
         expected_runs = _expected_from_split(split)
     complete = None if expected_runs is None else runs["n_runs"] == expected_runs

@@ -5,7 +5,8 @@ Every function here turns summaries into text and writes nothing:
 :func:`results_table` compares several folders, :func:`sweep_table` and
 :func:`sweep_markdown` report a sweep, and :func:`results_markdown` is the
 ``results.md`` of a parent folder. Accuracies are reported in percent as
-mean ± population standard deviation.
+mean ± population standard deviation; a single run as ``mean (1 run)``, with
+no spread or interval.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from diffresnet_pyg.experiments.report.folder import collect_summary
 from diffresnet_pyg.experiments.report.formatting import (
     format_ci95,
+    format_max_epochs,
     format_mean_std,
     format_params,
     format_value,
@@ -123,7 +125,8 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
         summary (dict): A results folder's summary, as
             :func:`~diffresnet_pyg.experiments.report.writing.write_summary`
             returns it: protocol line, accuracy statistics, completeness,
-            epochs and time, and the per-split test accuracy.
+            epochs (and how many runs reached ``train.max_epochs``) and time,
+            and the per-split test accuracy.
 
     Returns:
         str: The Markdown document.
@@ -152,6 +155,22 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
             f"({summary['n_runs']} of {expected} expected runs)"
         )
     epochs, seconds = summary["epochs"], summary["seconds"]
+    epochs_line = (
+        f"Epochs: mean {epochs['mean']:.1f}, median {epochs['median']:g}, "
+        f"range {epochs['min']}–{epochs['max']}. "
+        f"Time: {seconds['total']:.1f} s in total, {seconds['mean']:.1f} s per run."
+    )
+    at_max = summary.get("stopped_at_max_epochs")
+    if format_max_epochs(at_max) is not None:
+        text = format_max_epochs(at_max)
+        flag = at_max["n"] > 0 and at_max.get("early_stopping") != "none"
+        epochs_line += " " + (f"**{text}**" if flag else text)
+    note = (
+        "std is the population standard deviation (ddof=0); the 95% CI is the "
+        "t interval of the mean."
+    )
+    if summary["test_acc"]["n"] == 1:
+        note += " A single run has no spread and no interval."
     split_rows = [
         [
             str(p["split"]),
@@ -172,14 +191,11 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
             "lrrrrrr",
         ),
         "",
-        "std is the population standard deviation (ddof=0); the 95% CI is the "
-        "t interval of the mean.",
+        note,
         "",
         complete_line,
         "",
-        f"Epochs: mean {epochs['mean']:.1f}, median {epochs['median']:g}, "
-        f"range {epochs['min']}–{epochs['max']}. "
-        f"Time: {seconds['total']:.1f} s in total, {seconds['mean']:.1f} s per run.",
+        epochs_line,
         "",
         "## Per split",
         "",
@@ -206,7 +222,9 @@ def results_table(
 
     Returns:
         str: The table with columns label, dataset, runs, test acc (%) as
-        mean ± population std, its 95% CI, val acc (%) and median epochs.
+        mean ± population std, its 95% CI, val acc (%) and median epochs
+        (followed by ``(k at max)`` when ``k`` runs reached
+        ``train.max_epochs`` with early stopping on).
 
     Raises:
         ValueError: If :obj:`labels` does not match :obj:`results_dirs` in
@@ -229,7 +247,7 @@ def results_table(
                 format_mean_std(s["test_acc"]),
                 format_ci95(s["test_acc"]),
                 format_mean_std(s["val_acc"]),
-                f"{s['epochs']['median']:g}",
+                _epochs_cell(s),
             ]
         )
     header = [
@@ -242,6 +260,15 @@ def results_table(
         "median epochs",
     ]
     return markdown_table(header, rows, "llrrrrr") + "\n"
+
+
+def _epochs_cell(summary: Mapping[str, Any]) -> str:
+    """Median epochs, and how many runs reached ``max_epochs`` (if any did)."""
+    text = f"{summary['epochs']['median']:g}"
+    at_max = summary.get("stopped_at_max_epochs")
+    if at_max and at_max["n"] and at_max.get("early_stopping") != "none":
+        text += f" ({at_max['n']} at max)"
+    return text
 
 
 def format_sweep_table(summary: Mapping[str, Any]) -> str:
@@ -263,6 +290,8 @@ def format_sweep_table(summary: Mapping[str, Any]) -> str:
             point = cells.get(key)
             if point is None or point["missing"]:
                 row.append(MISSING)
+            elif point["n"] == 1:
+                row.append(format_mean_std(point["test_acc"]))
             else:
                 row.append(f"{format_mean_std(point['test_acc'])} ({point['n']})")
         rows.append(row)
@@ -276,7 +305,8 @@ def sweep_table(sweep_dir: PathLike) -> str:
 
     Columns are the union of all methods' values (sorted when all are numbers).
     Cells read ``mean ± std (n)``: test accuracy in percent, population
-    standard deviation and number of runs; ``–`` marks a missing point.
+    standard deviation and number of runs (``mean (1 run)`` for a single
+    run); ``–`` marks a missing point.
 
     Args:
         sweep_dir (str or os.PathLike): The folder holding ``sweep.yaml``.
@@ -344,5 +374,6 @@ def results_markdown(name: str, table: str) -> str:
     return (
         f"# Results in {escape_markdown(name)}\n\n"
         "Test and validation accuracy (%) as mean ± population std; the 95% CI is "
-        "the t interval of the mean; runs reads n/expected when incomplete.\n\n" + table
+        "the t interval of the mean (none for a single run); runs reads "
+        "n/expected when incomplete.\n\n" + table
     )

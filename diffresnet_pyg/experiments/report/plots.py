@@ -10,6 +10,7 @@ Agg canvas, so no display is needed.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,20 @@ from diffresnet_pyg.experiments.report.sweeps import (
     sweep_value_key,
 )
 
-__all__ = ["plot_sweep", "plot_sweep_summary"]
+__all__ = ["error_bar", "plot_sweep", "plot_sweep_summary"]
 
 # One logger for the whole package, so log lines name the report package.
 logger = logging.getLogger("diffresnet_pyg.experiments.report")
+
+
+def error_bar(summary: Mapping[str, Any]) -> float:
+    """The error bar of a point: one population std; NaN (none) for one run.
+
+    Example:
+        >>> error_bar({"n": 4, "std": 0.5}), error_bar({"n": 1, "std": 0.0})
+        (0.5, nan)
+    """
+    return math.nan if summary["n"] == 1 else float(summary["std"])
 
 
 def _sweep_title(summary: Mapping[str, Any]) -> str:
@@ -45,11 +56,12 @@ def plot_sweep(
 ) -> Path:
     r"""Plot test accuracy against the swept value, one line per method.
 
-    Points are means with error bars of one population standard deviation;
-    missing points are left out. When every value is a positive number and
-    :math:`\max / \min \geq 4`, the x axis is :math:`\log_2`-scaled; values
-    that are not numbers are placed at equal distances in sweep order. The
-    figure is rendered with matplotlib's Agg canvas (no display is needed).
+    Points are means with error bars of one population standard deviation
+    (none for a point of a single run); missing points are left out. When
+    every value is a positive number and :math:`\max / \min \geq 4`, the x
+    axis is :math:`\log_2`-scaled; values that are not numbers are placed at
+    equal distances in sweep order. The figure is rendered with matplotlib's
+    Agg canvas (no display is needed).
 
     Args:
         sweep_dir (str or os.PathLike): The folder holding ``sweep.yaml``.
@@ -119,7 +131,7 @@ def plot_sweep_summary(
         ax.errorbar(
             [position[sweep_value_key(p["value"])] for p in present],
             [p["test_acc"]["mean"] for p in present],
-            yerr=[p["test_acc"]["std"] for p in present],
+            yerr=[error_bar(p["test_acc"]) for p in present],
             marker="o",
             capsize=3,
             label=method["label"],

@@ -4,6 +4,8 @@ The runner appends one JSON object per (split, init) run to ``runs.jsonl``.
 :func:`read_rows` reads them back (tolerating a last line cut short by an
 interrupted write) and :func:`summarize_runs` validates them and reduces them
 to accuracy statistics in percent, epochs, time and per-split means.
+:func:`hit_max_epochs` tells a run that reached ``train.max_epochs`` from one
+its early-stopping rule stopped.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from diffresnet_pyg.experiments import results
 from diffresnet_pyg.experiments.report.layout import RUNS_FILE, PathLike
 from diffresnet_pyg.experiments.report.stats import summarize
 
-__all__ = ["REQUIRED_KEYS", "read_rows", "summarize_runs"]
+__all__ = ["REQUIRED_KEYS", "hit_max_epochs", "read_rows", "summarize_runs"]
 
 # One logger for the whole package, so log lines name the report package.
 logger = logging.getLogger("diffresnet_pyg.experiments.report")
@@ -65,6 +67,37 @@ def read_rows(path: PathLike) -> list[dict[str, Any]]:
     return results.read_rows(path)
 
 
+def hit_max_epochs(row: Mapping[str, Any], max_epochs: int | None) -> bool:
+    """Whether a run trained ``max_epochs`` epochs without being stopped early.
+
+    A run its early-stopping rule stopped has restored an earlier checkpoint
+    (``best_epoch < epochs``), also when it stopped at the last epoch; a run
+    that reached ``max_epochs`` keeps its final weights (``best_epoch ==
+    epochs``). Rows without ``best_epoch`` are judged by ``epochs`` alone.
+
+    Args:
+        row (dict): A row of ``runs.jsonl`` (``epochs``, ``best_epoch``).
+        max_epochs (int, optional): ``train.max_epochs`` of the run's config;
+            :obj:`None` (unknown) gives :obj:`False`.
+
+    Returns:
+        bool: Whether the run stopped at ``max_epochs``.
+
+    Example:
+        >>> hit_max_epochs({"epochs": 200, "best_epoch": 200}, 200)
+        True
+        >>> hit_max_epochs({"epochs": 200, "best_epoch": 150}, 200)
+        False
+        >>> hit_max_epochs({"epochs": 120}, 200)
+        False
+    """
+    if max_epochs is None:
+        return False
+    epochs = int(row["epochs"])
+    best = row.get("best_epoch")
+    return epochs >= max_epochs and (best is None or int(best) >= epochs)
+
+
 def _finite(row: Mapping[str, Any], key: str, where: str) -> float:
     value = row[key]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -107,7 +140,9 @@ def _check_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return list(by_key.values())
 
 
-def summarize_runs(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def summarize_runs(
+    rows: Sequence[Mapping[str, Any]], *, max_epochs: int | None = None
+) -> dict[str, Any]:
     """Reduce the per-run rows of one experiment to summary statistics.
 
     Accuracies are reported in percent (see
@@ -121,14 +156,19 @@ def summarize_runs(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             needs the keys ``split``, ``split_seed``, ``init``, ``epochs``,
             ``val_acc``, ``test_acc`` (fractions in :math:`[0, 1]`) and
             ``seconds``.
+        max_epochs (int, optional): ``train.max_epochs`` of the runs'
+            config, to count the runs that reached it
+            (:func:`hit_max_epochs`). (default: :obj:`None`)
 
     Returns:
         dict: ``n_runs``, ``n_splits``, ``test_acc`` and ``val_acc``
         (:meth:`~diffresnet_pyg.experiments.report.stats.Summary.to_dict` in
         percent), ``epochs`` (``mean``, ``median``, ``min``, ``max``),
-        ``seconds`` (``total``, ``mean``) and ``per_split`` (a list of
+        ``seconds`` (``total``, ``mean``), ``per_split`` (a list of
         ``split``, ``split_seed``, ``n`` and ``test_acc_mean`` in percent,
-        sorted by split).
+        sorted by split) and ``stopped_at_max_epochs`` (``n`` runs that
+        reached ``max_epochs`` of ``of`` runs, and ``max_epochs``;
+        :obj:`None` without ``max_epochs``).
 
     Raises:
         ValueError: If there are no rows, or a row lacks a key or holds an
@@ -184,6 +224,13 @@ def summarize_runs(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         },
         "seconds": {"total": float(np.sum(seconds)), "mean": float(np.mean(seconds))},
         "per_split": per_split,
+        "stopped_at_max_epochs": None
+        if max_epochs is None
+        else {
+            "n": sum(hit_max_epochs(r, max_epochs) for r in checked),
+            "of": len(checked),
+            "max_epochs": max_epochs,
+        },
     }
 
 

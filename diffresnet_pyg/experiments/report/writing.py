@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from diffresnet_pyg.experiments.report.folder import collect_summary
+from diffresnet_pyg.experiments.report.formatting import format_max_epochs
 from diffresnet_pyg.experiments.report.layout import (
     RESULTS_MD,
     RUNS_FILE,
@@ -63,8 +64,10 @@ def write_summary(
         output plus ``name``, ``dataset``, ``model``, ``dataset_params``
         (without ``root``), ``model_params``, ``split``, ``train``,
         ``expected_runs`` and ``complete``
-        (whether ``n_runs == expected_runs``). This is what ``summary.json``
-        holds.
+        (whether ``n_runs == expected_runs``); ``stopped_at_max_epochs``
+        also holds the config's ``early_stopping`` rule. This is what
+        ``summary.json`` holds. A warning is logged when runs reached
+        ``train.max_epochs`` with early stopping on.
 
     Raises:
         FileNotFoundError: If the folder has no ``runs.jsonl``.
@@ -75,6 +78,9 @@ def write_summary(
     write_atomic(results_dir / SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
     write_atomic(results_dir / SUMMARY_MD, summary_markdown(summary))
     logger.info("wrote %s and %s", results_dir / SUMMARY_JSON, SUMMARY_MD)
+    at_max = summary["stopped_at_max_epochs"]
+    if at_max and at_max["n"] and at_max.get("early_stopping") != "none":
+        logger.warning("%s: %s", results_dir, format_max_epochs(at_max))
     return summary
 
 
