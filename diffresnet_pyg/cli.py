@@ -21,34 +21,47 @@ import logging
 import sys
 import warnings
 from collections.abc import Sequence
-
-import yaml
+from pathlib import Path
 
 from diffresnet_pyg import __version__
-from diffresnet_pyg.experiments.report import report_directory
-from diffresnet_pyg.experiments.runner import (
-    ResultsFolderError,
-    run_experiment,
-    run_sweep,
-)
-from diffresnet_pyg.experiments.schema import (
-    ConfigError,
-    config_to_dict,
-    load_config,
-    read_yaml,
-)
 
 __all__ = ["main"]
+
+# Heavy modules (torch, PyG, the runners) are imported only by the command
+# that needs them, so that ``--help`` and ``--version`` answer at once.
+
+
+def _global_flags(defaults: bool) -> argparse.ArgumentParser:
+    """``-q`` and ``--debug``, accepted before and after the subcommand.
+
+    The copy on the subcommands has no defaults (:obj:`argparse.SUPPRESS`),
+    so a flag given before the subcommand is not reset by the subparser.
+    """
+    flags = argparse.ArgumentParser(add_help=False)
+    default = {} if defaults else {"default": argparse.SUPPRESS}
+    flags.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bars or info logs",
+        **default,
+    )
+    flags.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the full traceback of an error",
+        **default,
+    )
+    return flags
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="diffresnet-pyg",
         description="Config-driven Diff-ResNet benchmarks.",
+        parents=[_global_flags(defaults=True)],
     )
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress bars or info logs"
-    )
+    flags = _global_flags(defaults=False)
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {__version__}"
     )
@@ -59,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         ("fewshot", "score few-shot methods on the same episodes (resumes)"),
         ("show", "print the resolved config and exit"),
     ):
-        p = sub.add_parser(name, help=text, description=text)
+        p = sub.add_parser(name, help=text, description=text, parents=[flags])
         p.add_argument("config", help="YAML config file")
         p.add_argument(
             "overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides"
@@ -67,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     text = "search hyperparameters on validation accuracy (Optuna; resumes)"
     p = sub.add_parser(
         "tune",
+        parents=[flags],
         help=text,
         description=text + ". Each trial runs every (split, init) of CONFIG "
         "with values drawn from SPACE; test accuracy is never evaluated. "
@@ -87,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     text = "write summaries, tables and plots of results folders"
     p = sub.add_parser(
         "report",
+        parents=[flags],
         help=text,
         description=text + ": a results folder, a sweep folder, or a folder "
         "holding several (each gets summary.json and summary.md; a sweep also "
@@ -94,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("results_dir", help="a results, sweep, or parent folder")
     text = "regenerate the synthetic figures (XOR collapse, circles, moons, spirals)"
-    p = sub.add_parser("synthetic", help=text, description=text)
+    p = sub.add_parser("synthetic", help=text, description=text, parents=[flags])
     p.add_argument(
         "--output",
         default="experiments/synthetic",
@@ -105,6 +120,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _fewshot(args: argparse.Namespace, progress: bool) -> int:
+    import yaml
+
     from diffresnet_pyg.experiments.fewshot_config import (
         fewshot_config_to_dict,
         load_fewshot_config,
@@ -121,6 +138,7 @@ def _fewshot(args: argparse.Namespace, progress: bool) -> int:
 
 
 def _tune(args: argparse.Namespace, progress: bool) -> int:
+    from diffresnet_pyg.experiments.schema import load_config
     from diffresnet_pyg.experiments.tune import load_space, tune
 
     config = load_config(args.config, args.overrides)
@@ -136,8 +154,7 @@ def _tune(args: argparse.Namespace, progress: bool) -> int:
     except ImportError as exc:
         if exc.name != "optuna":
             raise
-        print(f"diffresnet-pyg: error: {exc}", file=sys.stderr)
-        return 2
+        raise _UserError(str(exc)) from None
     acc = result.best_record["val_acc"]
     params = ", ".join(f"{k}={v!r}" for k, v in result.best_params.items())
     print(
@@ -152,8 +169,122 @@ def _tune(args: argparse.Namespace, progress: bool) -> int:
     return 0
 
 
+def _experiment(args: argparse.Namespace, progress: bool) -> int:
+    """``run``, ``sweep`` and ``show`` of a graph config."""
+    from diffresnet_pyg.experiments.runner import run_experiment, run_sweep
+    from diffresnet_pyg.experiments.schema import (
+        ConfigError,
+        config_to_dict,
+        load_config,
+    )
+
+    config = load_config(args.config, args.overrides)
+    if args.command == "show":
+        import yaml
+
+        print(yaml.safe_dump(config_to_dict(config), sort_keys=False), end="")
+        return 0
+    if args.command == "run":
+        if config.sweep is not None:
+            raise ConfigError(
+                f"{args.config} has a 'sweep' section; use "
+                f"'diffresnet-pyg sweep {args.config}'"
+            )
+        summary = run_experiment(config, progress=progress)
+        acc, n = summary["test_acc"], summary["n_runs"]
+        spread = f" +- {acc['std']:.2f}" if n > 1 else ""
+        print(
+            f"{config.output}: test accuracy {acc['mean']:.2f}{spread} over "
+            f"{n} run{'s' if n > 1 else ''}"
+        )
+        return 0
+    if config.sweep is None:
+        raise ConfigError(f"{args.config} has no 'sweep' section")
+    for path in run_sweep(config, progress=progress):
+        print(path)
+    return 0
+
+
+def _command(args: argparse.Namespace, progress: bool) -> int:
+    if args.command == "synthetic":
+        from diffresnet_pyg.synthetic import make_figures
+
+        for path in make_figures(args.output, seed=args.seed, progress=progress):
+            print(path)
+        return 0
+    if args.command == "report":
+        from diffresnet_pyg.experiments.report import report_directory
+
+        for path in report_directory(args.results_dir):
+            print(path)
+        return 0
+    if args.command == "tune":
+        return _tune(args, progress)
+    from diffresnet_pyg.experiments.schema import read_yaml
+
+    if args.command == "fewshot" or (
+        args.command == "show" and read_yaml(args.config).get("task") == "fewshot"
+    ):
+        return _fewshot(args, progress)
+    return _experiment(args, progress)
+
+
+class _UserError(Exception):
+    """An error the CLI reports as one line (a missing optional package)."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that are the user's to fix: reported as one line.
+
+    Bad configs, results folders, data files and paths, and values the
+    library refuses (``ValueError``: an unstable step size, a split larger
+    than a class, ...). Anything else is a bug and keeps its traceback.
+    """
+    from diffresnet_pyg.experiments.results import ResultsFolderError
+    from diffresnet_pyg.experiments.schema import ConfigError
+
+    return (_UserError, ConfigError, ResultsFolderError, ValueError, OSError)
+
+
+def _saved_runs(folder: Path) -> int:
+    """Rows in every ``runs.jsonl`` under ``folder`` (a run, sweep or tune)."""
+    if not folder.is_dir():
+        return 0
+    return sum(
+        sum(1 for line in path.read_bytes().splitlines() if line.strip())
+        for path in folder.rglob("runs.jsonl")
+    )
+
+
+def _output_folder(args: argparse.Namespace) -> Path | None:
+    """The results folder the command writes to, if it can be told cheaply."""
+    if getattr(args, "output", None) and args.command == "tune":
+        return Path(args.output)
+    for item in reversed(getattr(args, "overrides", []) or []):
+        if item.startswith("output="):
+            return Path(item.removeprefix("output="))
+    config = getattr(args, "config", None)
+    if config is None:
+        return None
+    try:
+        from diffresnet_pyg.experiments.schema import read_yaml
+
+        output = read_yaml(config).get("output")
+    except Exception:  # the error that stopped the run was reported already
+        return None
+    if output is None:
+        return None
+    return Path(f"{output}-tune") if args.command == "tune" else Path(output)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``diffresnet-pyg``; returns the exit status."""
+    """Entry point of ``diffresnet-pyg``; returns the exit status.
+
+    Exit status 0 on success, 2 for an error of the user's (one line on
+    stderr starting ``diffresnet-pyg: error:``; ``--debug`` shows the
+    traceback) and 130 when interrupted with Ctrl-C (finished runs are kept;
+    rerunning the command resumes).
+    """
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     if (
@@ -175,46 +306,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         warnings.filterwarnings("ignore", message=message)
     try:
-        if args.command == "synthetic":
-            from diffresnet_pyg.synthetic import make_figures
-
-            for path in make_figures(args.output, seed=args.seed, progress=progress):
-                print(path)
-            return 0
-        if args.command == "report":
-            for path in report_directory(args.results_dir):
-                print(path)
-            return 0
-        if args.command == "fewshot" or (
-            args.command == "show" and read_yaml(args.config).get("task") == "fewshot"
-        ):
-            return _fewshot(args, progress)
-        if args.command == "tune":
-            return _tune(args, progress)
-        config = load_config(args.config, args.overrides)
-        if args.command == "show":
-            print(yaml.safe_dump(config_to_dict(config), sort_keys=False), end="")
-            return 0
-        if args.command == "run":
-            if config.sweep is not None:
-                raise ConfigError(
-                    f"{args.config} has a 'sweep' section; use "
-                    f"'diffresnet-pyg sweep {args.config}'"
-                )
-            summary = run_experiment(config, progress=progress)
-            acc = summary["test_acc"]
-            print(
-                f"{config.output}: test accuracy {acc['mean']:.2f} +- "
-                f"{acc['std']:.2f} over {summary['n_runs']} runs"
-            )
-            return 0
-        if config.sweep is None:
-            raise ConfigError(f"{args.config} has no 'sweep' section")
-        for path in run_sweep(config, progress=progress):
-            print(path)
-        return 0
-    except (ConfigError, ResultsFolderError, FileNotFoundError) as exc:
-        print(f"diffresnet-pyg: error: {exc}", file=sys.stderr)
+        return _command(args, progress)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        folder = _output_folder(args)
+        saved = (
+            f"; {_saved_runs(folder)} finished runs are saved in {folder}"
+            if folder is not None
+            else ""
+        )
+        print(
+            f"diffresnet-pyg: interrupted{saved}; rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+    except Exception as exc:
+        if args.debug or not isinstance(exc, _user_errors()):
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"diffresnet-pyg: error: {message}", file=sys.stderr)
         return 2
 
 

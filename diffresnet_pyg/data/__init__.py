@@ -33,7 +33,7 @@ from diffresnet_pyg.data.graphdata import (
 )
 from diffresnet_pyg.data.ogb import OGB_NAMES, load_ogb
 from diffresnet_pyg.data.pyg_datasets import PYG_DATASETS, load_pyg_dataset
-from diffresnet_pyg.data.root import DATA_ENV_VAR, resolve_root
+from diffresnet_pyg.data.root import DATA_ENV_VAR, resolve_cache, resolve_root
 from diffresnet_pyg.data.split import (
     Split,
     apply_split,
@@ -77,6 +77,7 @@ __all__ = [
     "protocol_splits",
     "read_dataset_file",
     "remove_small_classes",
+    "resolve_cache",
     "resolve_root",
     "row_normalize",
     "split_seeds",

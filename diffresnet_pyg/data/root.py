@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["DATA_ENV_VAR", "resolve_root"]
+__all__ = ["DATA_ENV_VAR", "resolve_cache", "resolve_root"]
 
 #: Environment variable that overrides the default dataset root.
 DATA_ENV_VAR = "DIFFRESNET_PYG_DATA"
@@ -45,3 +45,30 @@ def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
     if xdg:
         return Path(xdg).expanduser() / "diffresnet_pyg"
     return Path.home() / ".cache" / "diffresnet_pyg"
+
+
+def resolve_cache(cache: str | os.PathLike[str] | None = None) -> Path:
+    """Return the folder for files the library computes (never the data root).
+
+    Trained backbones and extracted few-shot features go here, so that a
+    read-only dataset root (``DIFFRESNET_PYG_DATA``) is never written to. The
+    first of these that is set wins: the explicit :obj:`cache` argument,
+    ``$XDG_CACHE_HOME/diffresnet_pyg/cache``, ``~/.cache/diffresnet_pyg/cache``.
+
+    Args:
+        cache (str or os.PathLike, optional): An explicit cache folder.
+            (default: :obj:`None`)
+
+    Returns:
+        pathlib.Path: The cache folder (not created).
+
+    Example:
+        >>> from diffresnet_pyg.data import resolve_cache
+        >>> str(resolve_cache("/tmp/cache"))
+        '/tmp/cache'
+    """
+    if cache is not None and os.fspath(cache) != "":
+        return Path(cache).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "diffresnet_pyg" / "cache"

@@ -34,6 +34,7 @@ import logging
 import multiprocessing
 import os
 import re
+import signal
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -46,6 +47,7 @@ from diffresnet_pyg.experiments.schema import ConfigError, ExecutorConfig
 
 __all__ = [
     "available_cpus",
+    "check_device",
     "check_executor",
     "map_chunks",
     "num_workers",
@@ -155,6 +157,38 @@ executor.num_gpus_per_task: must be > 0 for train.device 'cuda' with kind \
         )
 
 
+def check_device(device: str) -> None:
+    """Check that ``device`` (``train.device``) exists on this machine.
+
+    Raises:
+        ConfigError: For a CUDA device without CUDA (or past the number of
+            GPUs), or ``"mps"`` without MPS, naming what is available.
+
+    Example:
+        >>> check_device("cpu")
+    """
+    if device == "cpu":
+        return
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.partition(":")[2] or 0)
+        if count == 0:
+            raise ConfigError(
+                f"train.device: {device!r}, but this machine has no CUDA device "
+                f"(torch {torch.__version__} sees none); use 'cpu'"
+            )
+        if index >= count:
+            raise ConfigError(
+                f"train.device: {device!r}, but this machine has {count} CUDA "
+                f"device(s) (cuda:0 to cuda:{count - 1})"
+            )
+        return
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(
+            "train.device: 'mps', but MPS is not available on this machine; use 'cpu'"
+        )
+
+
 def worker_device(device: str) -> str:
     """The device a task trains on, given ``train.device``.
 
@@ -186,8 +220,13 @@ def _setup_worker(threads: int | None, filters: list[Any]) -> None:
 
 
 def _init_process(counter: Any, threads: int | None, filters: list[Any]) -> None:
-    """Initializer of a pool process: its index, threads and warning filters."""
+    """Initializer of a pool process: its index, threads and warning filters.
+
+    Ctrl-C reaches every process of the terminal's process group; the workers
+    ignore it and leave it to the parent, which stops them and reports once.
+    """
     global _WORKER_INDEX
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with counter.get_lock():
         _WORKER_INDEX = counter.value
         counter.value += 1

@@ -113,8 +113,10 @@ class FeaturesConfig(Section):
         source: One of :data:`FEATURE_SOURCES`.
         root: Dataset root (see :func:`~diffresnet_pyg.data.resolve_root`);
             Omniglot is read from ``<root>/omniglot``.
-        cache: Folder for backbone checkpoints and extracted features;
-            :obj:`None` is ``<root>/fewshot_cache``.
+        cache: Folder for backbone checkpoints and extracted features (in
+            its ``fewshot`` sub-folder); :obj:`None` is
+            :func:`~diffresnet_pyg.data.resolve_cache`'s default, never the
+            data root.
         path: ``file``: the feature file of the test classes.
         val_path: ``file``: the feature file of the validation classes.
         base_path: ``file``: the feature file of the base classes, whose mean

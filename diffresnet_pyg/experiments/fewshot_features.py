@@ -17,8 +17,9 @@ are drawn from, plus the base-class mean used for centring:
   features.load_feature_file`); the base mean is the mean of ``base_path``.
 
 Backbone checkpoints and extracted features are cached under
-``features.cache`` (default ``<data root>/fewshot_cache``), keyed by every
-setting that changes them.
+``<features.cache>/fewshot`` (default ``~/.cache/diffresnet_pyg/cache``, see
+:func:`~diffresnet_pyg.data.resolve_cache`; never the data root, which may be
+read-only), keyed by every setting that changes them.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from diffresnet_pyg.data import resolve_root
+from diffresnet_pyg.data import resolve_cache, resolve_root
 from diffresnet_pyg.experiments.fewshot_config import FeaturesConfig
 from diffresnet_pyg.fewshot.backbones import (
     Conv4,
@@ -117,9 +118,7 @@ def _with_pca(pools: FeaturePools, dim: int | None) -> FeaturePools:
 
 
 def _cache_dir(config: FeaturesConfig) -> Path:
-    if config.cache is not None:
-        return Path(config.cache).expanduser()
-    return resolve_root(config.root) / "fewshot_cache"
+    return resolve_cache(config.cache) / "fewshot"
 
 
 def _conv4(config: FeaturesConfig, progress: bool) -> tuple[Conv4, str]:

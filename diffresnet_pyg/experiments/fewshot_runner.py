@@ -28,7 +28,6 @@ from typing import Any
 import torch
 import yaml
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from diffresnet_pyg.evaluate import Evaluator
 from diffresnet_pyg.experiments.fewshot_config import (
@@ -43,12 +42,18 @@ from diffresnet_pyg.experiments.fewshot_features import (
     official_run_features,
     prepare_features,
 )
+from diffresnet_pyg.experiments.progress import (
+    CountProgress,
+    Progress,
+    progress_mode,
+)
 from diffresnet_pyg.experiments.results import (
     CONFIG_FILE,
     EPISODES_FILE,
     SUMMARY_JSON,
     SUMMARY_MD,
     append_rows,
+    check_config_folder,
     claim_config_folder,
     load_rows,
     write_atomic,
@@ -196,32 +201,28 @@ def _official_episodes(
     )
 
 
-def run_fewshot(config: FewShotConfig, *, progress: bool = True) -> dict[str, Any]:
+def run_fewshot(config: FewShotConfig, *, progress: Progress = True) -> dict[str, Any]:
     """Run (or resume) a few-shot config; return its summary.
+
+    ``progress``: ``True`` or ``"bar"``: progress bars; ``"log"``: a log line
+    per chunk of episodes at most once a minute (and for the last), with the
+    time left; ``False``: nothing (see
+    :mod:`~diffresnet_pyg.experiments.progress`).
 
     Raises:
         ResultsFolderError: If the output folder holds another config.
     """
     folder = Path(config.output)
-    claim_config_folder(
-        folder,
-        config,
-        to_dict=fewshot_config_to_dict,
-        from_dict=fewshot_config_from_dict,
-        differences=_differences,
+    check_config_folder(
+        folder, config, from_dict=fewshot_config_from_dict, differences=_differences
     )
-    for name in (SUMMARY_JSON, SUMMARY_MD):
-        (folder / name).unlink(missing_ok=True)
-    rows_path = folder / EPISODES_FILE
-    done: dict[str, set[int]] = {}
-    for row in load_rows(rows_path):
-        done.setdefault(row["method"], set()).add(int(row["episode"]))
     methods = expand_methods(config)
     ep = config.episodes
-    pools = prepare_features(config.features, progress=progress)
+    bars = progress_mode(progress) == "bar"
+    pools = prepare_features(config.features, progress=bars)
     base_mean = pools.base_mean
     if ep.source == "omniglot_runs":
-        all_episodes = _official_episodes(config, pools, progress)
+        all_episodes = _official_episodes(config, pools, bars)
         total = len(all_episodes.support)
         index = None
     else:
@@ -241,9 +242,29 @@ def run_fewshot(config: FewShotConfig, *, progress: bool = True) -> dict[str, An
         total = ep.num_episodes
     if config.preprocess.center and base_mean is None:
         raise ValueError("preprocess.center needs a base-class mean (features)")
+    # The features load and the episodes can be drawn: claim the folder.
+    claim_config_folder(
+        folder,
+        config,
+        to_dict=fewshot_config_to_dict,
+        from_dict=fewshot_config_from_dict,
+        differences=_differences,
+    )
+    for name in (SUMMARY_JSON, SUMMARY_MD):
+        (folder / name).unlink(missing_ok=True)
+    rows_path = folder / EPISODES_FILE
+    done: dict[str, set[int]] = {}
+    for row in load_rows(rows_path):
+        done.setdefault(row["method"], set()).add(int(row["episode"]))
 
-    bar = tqdm(total=total * len(methods), disable=not progress, desc="episodes")
-    bar.update(sum(len(v) for v in done.values()))
+    bar = CountProgress(
+        progress,
+        total=total * len(methods),
+        done=sum(len(v) for v in done.values()),
+        desc=config.name or folder.name,
+        unit="episode",
+        logger=logger,
+    )
     for start in range(0, total, ep.chunk_size):
         stop = min(start + ep.chunk_size, total)
         chunk = list(range(start, stop))
@@ -292,7 +313,12 @@ def run_fewshot(config: FewShotConfig, *, progress: bool = True) -> dict[str, An
             ]
             append_rows(rows_path, rows)
             have.update(r["episode"] for r in rows)
-            bar.update(len(rows))
+            if rows:
+                bar.update(
+                    len(rows),
+                    f"{method.label}, episodes {chunk[0]}-{chunk[-1]}: "
+                    f"{sum(r['acc'] for r in rows) / len(rows):.2f} %",
+                )
 
         score_methods(
             methods, episodes, chunk, seed=ep.seed, on_method=write, skip=finished

@@ -52,6 +52,7 @@ __all__ = [
     "ResultsFolderError",
     "RunKey",
     "append_rows",
+    "check_config_folder",
     "claim_config_folder",
     "claim_folder",
     "load_rows",
@@ -232,35 +233,28 @@ def load_rows(path: PathLike) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------------
 
 
-def claim_config_folder(
+def check_config_folder(
     folder: PathLike,
     config: C,
     *,
-    to_dict: Callable[[C], dict[str, Any]],
     from_dict: Callable[[Any], C],
     differences: Callable[[C, C], str | None],
 ) -> None:
-    """Create ``folder`` for ``config`` or check that it was made for it.
+    """Check, writing nothing, that ``config`` may use ``folder``.
 
-    The folder's :data:`CONFIG_FILE` is read with ``from_dict`` and compared
-    with ``differences(old, config)``; then ``config`` is written there
-    (``to_dict``, YAML, atomically), so the file always holds the config as
-    last run.
-
-    Args:
-        folder (str or os.PathLike): The results folder (created if missing).
-        config: The config to run.
-        to_dict (callable): The config as plain data, for ``config.yaml``.
-        from_dict (callable): Parse the plain data of a ``config.yaml``.
-        differences (callable): :obj:`None` if results of the ``old`` config
-            are results of ``config`` too; else what differs, for the message.
+    The folder may be missing, or a folder whose :data:`CONFIG_FILE` (if any,
+    read with ``from_dict``) describes the same experiment
+    (``differences(old, config)`` is :obj:`None`).
 
     Raises:
-        ResultsFolderError: If the folder's ``config.yaml`` cannot be read or
-            describes a different experiment.
+        ResultsFolderError: If ``folder`` is a file, or its ``config.yaml``
+            cannot be read or describes a different experiment.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise ResultsFolderError(
+            f"{folder} is a file, not a results folder; choose another output"
+        )
     path = folder / CONFIG_FILE
     if path.exists():
         try:
@@ -276,7 +270,38 @@ def claim_config_folder(
                 f"{folder} holds results of a different config ({diff}). "
                 "Use another output folder, or delete this one to start over"
             )
-    write_atomic(path, yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+def claim_config_folder(
+    folder: PathLike,
+    config: C,
+    *,
+    to_dict: Callable[[C], dict[str, Any]],
+    from_dict: Callable[[Any], C],
+    differences: Callable[[C, C], str | None],
+) -> None:
+    """Create ``folder`` for ``config`` or check that it was made for it.
+
+    The folder is checked with :func:`check_config_folder`; then ``config`` is
+    written to its :data:`CONFIG_FILE` (``to_dict``, YAML, atomically), so the
+    file always holds the config as last run.
+
+    Args:
+        folder (str or os.PathLike): The results folder (created if missing).
+        config: The config to run.
+        to_dict (callable): The config as plain data, for ``config.yaml``.
+        from_dict (callable): Parse the plain data of a ``config.yaml``.
+        differences (callable): :obj:`None` if results of the ``old`` config
+            are results of ``config`` too; else what differs, for the message.
+
+    Raises:
+        ResultsFolderError: If ``folder`` is a file, or its ``config.yaml``
+            cannot be read or describes a different experiment.
+    """
+    check_config_folder(folder, config, from_dict=from_dict, differences=differences)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(folder / CONFIG_FILE, yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
 def _protocol_free(config: ExperimentConfig) -> str:

@@ -63,6 +63,7 @@ from diffresnet_pyg.data import (
 from diffresnet_pyg.data.formats import MASK_KEYS
 from diffresnet_pyg.data.split import SEED_HIGH, small_classes
 from diffresnet_pyg.experiments.executors import (
+    check_device,
     check_executor,
     map_chunks,
     worker_device,
@@ -584,9 +585,44 @@ class _Point:
 
 
 def _check_runnable(config: ExperimentConfig, executor: ExecutorConfig) -> None:
+    """Everything that can fail before a folder is claimed, checked up front.
+
+    The device exists, the dataset loads and the splits can be drawn, and the
+    model of the first run takes one forward pass on the whole graph (so an
+    unstable step size or a model that does not fit the data fails here, not
+    in the first run). The forward pass runs in evaluation mode on this
+    process's device with the random state restored afterwards, so the runs
+    are unchanged.
+    """
     if config.model is None:
         raise ValueError("the config has no 'model' section")
     check_executor(executor, config.train.device)
+    if executor.kind != "ray":  # Ray's GPUs live on the cluster, not here
+        check_device(config.train.device)
+    work = _resolved(config)
+    data, plan = _planned(work)
+    if config.train.batching.method != "full" or not plan:
+        return
+    run = next(iter(plan.values()))
+    device = torch.device(config.train.device)
+    x, edge_index, _ = _inputs(work, data, False, device)
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        model = build_members(
+            config.model, data.num_features, int(data.y.max()) + 1, [run.init_seed]
+        ).to(device)
+        model.eval()
+        model(x, edge_index)
+
+
+def _resolved(config: ExperimentConfig) -> ExperimentConfig:
+    """``config`` with its dataset root (or path) made absolute, for workers."""
+    if config.dataset.path is None:
+        where = {"root": str(resolve_root(config.dataset.root).resolve())}
+    else:
+        where = {"path": str(Path(config.dataset.path).resolve())}
+    return dataclasses.replace(
+        config, dataset=dataclasses.replace(config.dataset, **where)
+    )
 
 
 def _prepare(
@@ -597,13 +633,7 @@ def _prepare(
     for name in SUMMARY_FILES:
         (folder / name).unlink(missing_ok=True)
     done = {(int(r["split"]), int(r["init"])) for r in load_rows(folder / RUNS_FILE)}
-    if config.dataset.path is None:
-        where = {"root": str(resolve_root(config.dataset.root).resolve())}
-    else:
-        where = {"path": str(Path(config.dataset.path).resolve())}
-    work = dataclasses.replace(
-        config, dataset=dataclasses.replace(config.dataset, **where)
-    )
+    work = _resolved(config)
     _, plan = _planned(work)
     pending = [run for key, run in plan.items() if key not in done]
     batch = config.train.batch_members if config.model.spec.batchable else 1
@@ -773,6 +803,12 @@ def run_sweep(config: ExperimentConfig, *, progress: Progress = True) -> list[Pa
         list[pathlib.Path]: The report files written.
     """
     points = expand_sweep(config)
+    named = [
+        dataclasses.replace(point, name=f"{label} {config.sweep.axis}={value}")
+        for label, value, point in points
+    ]
+    for point in named:
+        _check_runnable(point, config.executor)
     folder = Path(config.output)
     folder.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(config_to_dict(config), sort_keys=False)
@@ -787,12 +823,6 @@ def run_sweep(config: ExperimentConfig, *, progress: Progress = True) -> list[Pa
         entry["dir"].append(os.path.relpath(point.output, folder))
     sweep = {"axis": config.sweep.axis, "methods": list(methods.values())}
     write_atomic(folder / SWEEP_FILE, yaml.safe_dump(sweep, sort_keys=False))
-    named = [
-        dataclasses.replace(point, name=f"{label} {config.sweep.axis}={value}")
-        for label, value, point in points
-    ]
-    for point in named:
-        _check_runnable(point, config.executor)
     for point in named:
         claim_folder(Path(point.output), point)
     prepared, tasks = [], []

@@ -167,3 +167,17 @@ def test_shipped_fewshot_configs_are_valid():
     for path in paths:
         cfg = load_fewshot_config(path)
         assert expand_methods(cfg)
+
+
+def test_feature_cache_never_goes_to_the_data_root(tmp_path, monkeypatch):
+    from diffresnet_pyg.experiments.fewshot_config import FeaturesConfig
+    from diffresnet_pyg.experiments.fewshot_features import _cache_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    root = tmp_path / "data"
+    default = _cache_dir(FeaturesConfig(source="omniglot_conv4", root=str(root)))
+    assert default == tmp_path / "xdg" / "diffresnet_pyg" / "cache" / "fewshot"
+    chosen = FeaturesConfig(
+        source="omniglot_conv4", root=str(root), cache=str(tmp_path)
+    )
+    assert _cache_dir(chosen) == tmp_path / "fewshot"
