@@ -77,6 +77,8 @@ import numpy as np
 import yaml
 from tqdm.auto import tqdm
 
+from diffresnet_pyg.experiments.progress import Eta, Progress, progress_mode
+from diffresnet_pyg.experiments.report.formatting import format_over_runs
 from diffresnet_pyg.experiments.results import (
     RUNS_FILE,
     ResultsFolderError,
@@ -383,7 +385,7 @@ def tune(
     space: SearchSpace,
     output: str | os.PathLike[str] | None = None,
     *,
-    progress: bool = True,
+    progress: Progress = True,
 ) -> TuneResult:
     """Search ``space`` around ``config`` on validation; resume a folder's search.
 
@@ -393,8 +395,11 @@ def tune(
         space (SearchSpace): The search space.
         output (str or os.PathLike, optional): The tune folder.
             (default: :func:`default_output`)
-        progress (bool, optional): A progress bar over trials.
-            (default: :obj:`True`)
+        progress (bool or str, optional): ``True`` or ``"bar"``: a progress
+            bar over trials; ``"log"``: the log line of each trial gets the
+            time left, and each trial's runs log their own lines (see
+            :mod:`~diffresnet_pyg.experiments.progress`); ``False``: no bar
+            (the trials are still logged). (default: :obj:`True`)
 
     Returns:
         TuneResult: The best trial and where everything was written.
@@ -431,14 +436,17 @@ def tune(
         min(start_count, space.trials),
         space.trials,
     )
+    mode = progress_mode(progress)
     bar = tqdm(
         total=space.trials,
         initial=min(start_count, space.trials),
         desc=config.name or folder.name,
         unit="trial",
-        disable=not progress,
+        disable=mode != "bar",
         dynamic_ncols=True,
     )
+    eta = Eta(space.trials, min(start_count, space.trials))
+    runs_progress = "log" if mode == "log" else False
     refused = 0
     try:
         while finished() < space.trials:
@@ -450,7 +458,9 @@ def tune(
             trial.set_user_attr("folder", name)
             started = time.perf_counter()
             try:
-                run_experiment(trial_config, progress=False, evaluate_test=False)
+                run_experiment(
+                    trial_config, progress=runs_progress, evaluate_test=False
+                )
             except ValueError as exc:  # a setting refused for this graph
                 refused += 1
                 trial.set_user_attr("error", str(exc))
@@ -482,12 +492,15 @@ def tune(
             else:
                 study.tell(trial, value)
                 bar.update()
+                eta.add()
                 logger.info(
-                    "trial %d: val acc %.2f +- %.2f %% (%s)",
+                    "trial %d (%d/%d): val acc (%%) %s (%s); %s",
                     trial.number,
-                    acc["mean"],
-                    acc["std"],
+                    eta.done,
+                    eta.total,
+                    format_over_runs({**acc, "n": len(rows)}, plus="+-"),
                     ", ".join(f"{k}={v!r}" for k, v in params.items()),
+                    eta.text(),
                 )
             _write_record(optuna, study, folder, config, space)
     finally:

@@ -486,3 +486,90 @@ def test_report_directory_errors(tmp_path):
         folder.write_text("")
     with pytest.raises(ValueError, match="no runs"):
         report_directory(sweep)
+
+
+# ---------------------------------------------------------------------------
+# Runs that reached max_epochs; a single run
+# ---------------------------------------------------------------------------
+
+
+def test_summary_counts_the_runs_that_reached_max_epochs(tmp_path, caplog):
+    rows = make_rows(2, 3)
+    rows[0].update(epochs=1000, best_epoch=1000)  # reached max_epochs
+    rows[1].update(epochs=1000, best_epoch=990)  # stopped by its rule at the end
+    rows[2].update(epochs=1000)
+    del rows[2]["best_epoch"]  # an old row: judged by its epochs
+    config = make_config(2, 3)
+    folder = write_results(tmp_path / "exp", rows, config)
+    with caplog.at_level(logging.WARNING, logger="diffresnet_pyg.experiments.report"):
+        out = write_summary(folder)
+    assert out["stopped_at_max_epochs"] == {
+        "n": 2,
+        "of": 6,
+        "max_epochs": 1000,
+        "early_stopping": None,
+    }
+    sentence = (
+        "2 of 6 runs stopped at max_epochs=1000 (not converged by the "
+        "early-stopping rule)."
+    )
+    assert f"**{sentence}**" in (folder / "summary.md").read_text()
+    assert sentence in caplog.text
+    assert (
+        json.loads((folder / "summary.json").read_text())["stopped_at_max_epochs"]["n"]
+        == 2
+    )
+    assert results_table([folder]).splitlines()[2].endswith(" (2 at max) |")
+
+    caplog.clear()
+    config["train"]["early_stopping"] = "none"
+    folder = write_results(tmp_path / "none", rows, config)
+    with caplog.at_level(logging.WARNING, logger="diffresnet_pyg.experiments.report"):
+        write_summary(folder)
+    md = (folder / "summary.md").read_text()
+    assert "Early stopping is off: every run trains max_epochs=1000 epochs." in md
+    assert "max_epochs" not in caplog.text
+    assert "at max" not in results_table([folder])
+
+    folder = write_results(tmp_path / "early", make_rows(2, 3), make_config(2, 3))
+    assert write_summary(folder)["stopped_at_max_epochs"]["n"] == 0
+    assert "No run reached max_epochs=1000." in (folder / "summary.md").read_text()
+    bare = write_results(tmp_path / "bare", rows)  # no config: unknown
+    assert write_summary(bare)["stopped_at_max_epochs"] is None
+    assert "max_epochs" not in (bare / "summary.md").read_text()
+
+
+def test_a_single_run_has_no_interval(tmp_path):
+    from diffresnet_pyg.experiments.report.formatting import format_over_runs
+    from diffresnet_pyg.experiments.report.plots import error_bar
+
+    rows = make_rows(1, 1)
+    folder = write_results(tmp_path / "one", rows, make_config(1, 1))
+    out = write_summary(folder)
+    test = 100 * rows[0]["test_acc"]
+    md = (folder / "summary.md").read_text()
+    assert f"| test acc (%) | {test:.2f} (1 run) | – |" in md
+    assert "± 0.00" not in md and "nan" not in md.lower()
+    assert "A single run has no spread and no interval." in md
+    assert format_over_runs(out["test_acc"], plus="+-") == f"{test:.2f} (1 run)"
+    assert format_over_runs(summarize([1.0, 3.0]).to_dict(), plus="+-") == (
+        "2.00 +- 1.00 over 2 runs"
+    )
+    line = results_table([folder]).splitlines()[2]
+    assert f"| {test:.2f} (1 run) | – |" in line and "± 0.00" not in line
+
+    sweep = tmp_path / "sweep"
+    write_results(sweep / "p", rows, make_config(1, 1))
+    write_results(sweep / "q", make_rows(1, 2, seed=1), make_config(1, 2))
+    methods = [{"label": "A", "key": "k", "values": [1, 2], "dir": ["p", "q"]}]
+    (sweep / "sweep.yaml").write_text(yaml.safe_dump({"axis": "t", "methods": methods}))
+    cells = sweep_table(sweep).strip().splitlines()[2].strip("|").split("|")
+    assert cells[1].strip() == f"{test:.2f} (1 run)"
+    assert cells[2].strip().endswith("(2)") and "±" in cells[2]
+    summary = sweep_summary(sweep)
+    bars = [error_bar(p["test_acc"]) for p in summary["methods"][0]["points"]]
+    assert (
+        math.isnan(bars[0])
+        and bars[1] == summary["methods"][0]["points"][1]["test_acc"]["std"]
+    )
+    assert plot_sweep(sweep).read_bytes()[:8] == PNG_SIGNATURE

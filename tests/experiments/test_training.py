@@ -279,3 +279,35 @@ def test_weight_decay_on_chosen_parameters_survives_member_removal():
     assert [g["weight_decay"] for g in opt.param_groups] == [0.5, 0.0]
     assert opt.param_groups[0]["params"] == [model.lin_in_weight]
     assert model.lin_in_weight.shape[0] == 2
+
+
+def test_on_status_follows_each_member_until_it_finishes(graph):
+    seeds = [11, 12, 13]
+    model = BatchedDiffResNet.from_modules([diffresnet(s, 0.0) for s in seeds])
+    statuses, results = [], {}
+    run_members(
+        model,
+        graph,
+        len(seeds),
+        max_epochs=60,
+        patience=3,
+        early_stopping="loss",
+        on_status=statuses.append,
+        on_finish=results.__setitem__,
+    )
+    assert [s.epoch for s in statuses] == list(range(1, len(statuses) + 1))
+    for member, result in results.items():
+        seen = [s for s in statuses if member in s.members]
+        assert seen[-1].epoch == result.epochs  # reported until it finishes
+        last = seen[-1]
+        b = last.members.index(member)
+        stopped = result.epochs < 60 or last.waiting[b] >= 3
+        if stopped:  # the restored checkpoint is the one last reported
+            assert last.best_epoch[b] == result.best_epoch
+            assert last.best_val_acc[b] == pytest.approx(result.val_acc)
+            assert last.waiting[b] == 3
+        for s in seen:
+            b = s.members.index(member)
+            assert s.waiting[b] == s.epoch - s.best_epoch[b]
+            assert 0.0 <= s.val_acc[b] <= 1.0
+    assert len({r.epochs for r in results.values()}) > 1
