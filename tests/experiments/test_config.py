@@ -1,5 +1,6 @@
 import dataclasses
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -919,3 +920,15 @@ def test_load_config_validation_error_and_bad_override(tmp_path):
 
 def test_config_error_is_value_error():
     assert issubclass(ConfigError, ValueError)
+
+
+def test_command_line_overrides_win_over_sweep_method_overrides():
+    from diffresnet_pyg.experiments.schema.experiment import expand_sweep
+
+    path = Path(__file__).parents[2] / "configs" / "sweeps" / "cora_depth.yaml"
+    grand = [p for label, _, p in expand_sweep(load_config(path)) if label == "GRAND"]
+    assert {p.train.max_epochs for p in grand} == {100}  # the method's own
+    points = expand_sweep(load_config(path, ["train.max_epochs=50"]))
+    assert {p.train.max_epochs for _, _, p in points} == {50}
+    with pytest.raises(ConfigError, match="swept key of sweep.methods"):
+        load_config(path, ["model.layer_num=3"])

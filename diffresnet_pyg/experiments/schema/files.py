@@ -125,7 +125,10 @@ def load_config(
     Args:
         path: The YAML file.
         overrides: Overrides for :func:`parse_overrides`; they win over the
-            file.
+            file, including the ``overrides`` of a sweep's methods
+            (``train.max_epochs=50`` also sets it for a method whose
+            overrides say 100). Overriding a method's swept ``key`` is an
+            error.
 
     Returns:
         ExperimentConfig: The validated config.
@@ -147,12 +150,74 @@ def load_config(
     raw = read_yaml(path)
     changes = parse_overrides(overrides)
     raw = merge(_without_named_dataset(raw, changes), changes)
+    raw = _overrides_win_in_sweep_methods(raw, changes)
     if raw.get("task") == "fewshot":
         raise ConfigError(
             f"{path}: a few-shot config (task: fewshot); run it with "
             "`diffresnet-pyg fewshot`"
         )
     return config_from_dict(raw)
+
+
+def _leaves(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a.b": value}`` for every non-mapping value of a nested mapping."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping) and value:
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _overrides_win_in_sweep_methods(
+    raw: dict[str, Any], changes: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Apply command-line ``changes`` inside each sweep method's overrides too.
+
+    A method's ``overrides`` are merged after the base config when the sweep
+    is expanded, so without this a command-line value would silently lose to
+    the method's own.
+    """
+    sweep = raw.get("sweep")
+    if not isinstance(sweep, Mapping) or not isinstance(sweep.get("methods"), list):
+        return raw
+    given = {k: v for k, v in _leaves(changes).items() if not k.startswith("sweep.")}
+    if not given:
+        return raw
+    methods = []
+    for i, method in enumerate(sweep["methods"]):
+        if not isinstance(method, Mapping):
+            methods.append(method)
+            continue
+        if method.get("key") in given:
+            raise ConfigError(
+                f"override '{method['key']}': it is the swept key of "
+                f"sweep.methods[{i}] ({method.get('label')!r}); set its values "
+                "in the sweep instead"
+            )
+        own = method.get("overrides")
+        if not isinstance(own, Mapping):
+            methods.append(method)
+            continue
+        replaced = {k: v for k, v in given.items() if k in _leaves(own)}
+        for key, value in replaced.items():
+            logger.info(
+                "sweep method %r: %s=%r from the command line replaces its own %r",
+                method.get("label"),
+                key,
+                value,
+                _leaves(own)[key],
+            )
+        update: dict[str, Any] = {}
+        for key, value in replaced.items():
+            node = update
+            *parents, leaf = key.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        methods.append({**method, "overrides": merge(dict(own), update)})
+    return {**raw, "sweep": {**sweep, "methods": methods}}
 
 
 def _without_named_dataset(
