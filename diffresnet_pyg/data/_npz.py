@@ -3,15 +3,14 @@
 :func:`read_npz` reads every array of an archive at once, so that a file that
 is not an npz archive, or one cut short, fails here with the file's name
 rather than later with a zip or zlib error. Object arrays (pickles, as in the
-GraphData files) are read with :class:`RestrictedUnpickler`, which rebuilds
-numpy arrays and scipy sparse matrices and refuses every other global, so
-reading a file never runs code named in it.
+GraphData files) are read with
+:class:`~diffresnet_pyg.data.safe_pickle.RestrictedUnpickler`, which rebuilds
+numpy arrays, scipy sparse matrices and plain containers and refuses every
+other global, so reading a file never runs code named in it.
 """
 
 from __future__ import annotations
 
-import pickle
-import warnings
 import zipfile
 import zlib
 from collections.abc import Iterable
@@ -21,52 +20,22 @@ from typing import IO, Any
 import numpy as np
 
 from diffresnet_pyg.data._common import DatasetFileError
+from diffresnet_pyg.data.safe_pickle import (
+    DAMAGED_PICKLE_ERRORS,
+    RefusedGlobalError,
+    RestrictedUnpickler,
+)
 from diffresnet_pyg.typing import PathLike
 
 __all__ = ["RestrictedUnpickler", "read_npz", "require_keys"]
-
-#: The globals a pickled object array may name: numpy's array rebuilding and
-#: scipy's sparse matrix and array classes (by class name, any scipy.sparse
-#: module, since old pickles name ``scipy.sparse.csr`` and the like).
-_NUMPY_GLOBALS = {
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
-}
-_SPARSE_CLASSES = {
-    f"{fmt}_{kind}"
-    for fmt in ("csr", "csc", "coo", "bsr", "dia", "dok", "lil")
-    for kind in ("matrix", "array")
-}
 
 
 class _PickledError(Exception):
     """An object array where plain arrays are expected (args: the member)."""
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler for numpy arrays and scipy sparse matrices only.
-
-    Any other global (a function, a class of another package) raises
-    :class:`pickle.UnpicklingError` instead of being imported, so a crafted
-    file cannot run code.
-    """
-
-    def find_class(self, module: str, name: str) -> Any:
-        """Import ``module.name`` if it is an allowed global, else refuse."""
-        allowed = (module, name) in _NUMPY_GLOBALS or (
-            (module == "scipy.sparse" or module.startswith("scipy.sparse."))
-            and name in _SPARSE_CLASSES
-        )
-        if not allowed:
-            raise pickle.UnpicklingError(
-                f"refusing to unpickle the global {module}.{name} (only numpy "
-                "arrays and scipy sparse matrices are read)"
-            )
-        return super().find_class(module, name)
+class _RefusedMemberError(Exception):
+    """A pickled member names a refused global (args: the member, the global)."""
 
 
 def _read_member(stream: IO[bytes], allow_pickle: bool) -> Any:
@@ -78,7 +47,11 @@ def _read_member(stream: IO[bytes], allow_pickle: bool) -> Any:
     if dtype.hasobject:
         if not allow_pickle:
             raise _PickledError(stream.name.removesuffix(".npy"))
-        return RestrictedUnpickler(stream, encoding="latin1").load()
+        try:
+            return RestrictedUnpickler(stream, encoding="latin1").load()
+        except RefusedGlobalError as exc:
+            member = stream.name.removesuffix(".npy")
+            raise _RefusedMemberError(member, exc.global_name) from None
     count = int(np.prod(shape, dtype=np.int64))
     buffer = stream.read(count * dtype.itemsize)
     if len(buffer) != count * dtype.itemsize:
@@ -95,8 +68,9 @@ def read_npz(path: PathLike, *, allow_pickle: bool = False) -> dict[str, Any]:
     Args:
         path (str or os.PathLike): The file.
         allow_pickle (bool, optional): Read object arrays (with
-            :class:`RestrictedUnpickler`: numpy arrays and scipy sparse
-            matrices only). (default: :obj:`False`)
+            :class:`~diffresnet_pyg.data.safe_pickle.RestrictedUnpickler`:
+            numpy arrays, scipy sparse matrices and plain containers only).
+            (default: :obj:`False`)
 
     Returns:
         dict[str, Any]: The arrays (a pickled 0-d object array is returned as
@@ -112,16 +86,21 @@ def read_npz(path: PathLike, *, allow_pickle: bool = False) -> dict[str, Any]:
         raise FileNotFoundError(f"dataset file {path} not found")
     arrays: dict[str, Any] = {}
     try:
-        with warnings.catch_warnings(), zipfile.ZipFile(path) as archive:
-            # Old pickles name ``scipy.sparse.csr`` (a deprecated namespace).
-            warnings.filterwarnings(
-                "ignore", message=r".*scipy\.sparse\.\w+` namespace is deprecated"
-            )
+        with zipfile.ZipFile(path) as archive:
             for member in archive.namelist():
                 key = member.removesuffix(".npy")
                 with archive.open(member) as stream:
                     value = _read_member(stream, allow_pickle)
                 arrays[key] = value
+    except _RefusedMemberError as exc:
+        member, global_name = exc.args
+        raise DatasetFileError(
+            f"{path}: refusing to unpickle the global {global_name} named by the "
+            f"array {member!r} (pickled arrays may only hold numpy arrays, scipy "
+            "sparse matrices and plain containers; nothing was run); convert the "
+            "file to plain arrays, e.g. the csr format: np.savez(path, "
+            "indptr=..., indices=..., features=..., labels=...)"
+        ) from None
     except _PickledError as exc:
         raise DatasetFileError(
             f"{path}: the array {exc.args[0]!r} holds pickled Python objects, "
@@ -131,7 +110,7 @@ def read_npz(path: PathLike, *, allow_pickle: bool = False) -> dict[str, Any]:
         raise DatasetFileError(
             f"{path} is not an npz archive, or it is truncated ({exc})"
         ) from None
-    except (EOFError, zlib.error, OSError, ValueError, pickle.UnpicklingError) as exc:
+    except (zlib.error, OSError, *DAMAGED_PICKLE_ERRORS) as exc:
         raise DatasetFileError(
             f"{path}: cannot read the npz archive, it is damaged or truncated "
             f"({type(exc).__name__}: {exc})"

@@ -108,10 +108,13 @@ def load_dataset(
     Instead of a name, :obj:`path` reads any dataset file in a registered
     format (:mod:`diffresnet_pyg.data.formats`: ``gnnbench``, ``graphdata``,
     ``heterophilous``, ``pyg``, ``csr``; :obj:`format` ``"auto"`` detects it
-    from the file's keys and extension). A file is checked when it is read:
-    edges past the node count, a label count that is not the node count,
-    negative or NaN edge weights, NaN or infinite features and negative labels
-    are errors naming the file. Split masks in the file (``train_mask``,
+    from the file's keys and extension). Every file (named datasets too) is
+    checked when it is read, before any preprocessing: edges past the node
+    count, NaN, infinite or negative edge weights, NaN or infinite features,
+    a label count that is not the node count, labels that are not integers,
+    negative labels, labels past the file's class names and classes
+    ``0..C-1`` without any node are errors naming the file, the key, the
+    number of bad entries and the first one. Split masks in the file (``train_mask``,
     ``val_mask``, ``test_mask``, ``[N]`` or ``[N, S]``) are kept and, like
     every node attribute, restricted to the nodes kept.
 

@@ -22,6 +22,7 @@ from torch_geometric.data import Data
 from diffresnet_pyg.data._common import DatasetFileError, check_name
 from diffresnet_pyg.data._convert import to_data
 from diffresnet_pyg.data._npz import read_npz, require_keys
+from diffresnet_pyg.data._validate import check_csr
 from diffresnet_pyg.data.root import resolve_root
 from diffresnet_pyg.typing import PathLike
 
@@ -79,23 +80,52 @@ def _csr_from_parts(loader: Any, prefix: str, path: Path) -> sp.csr_matrix:
         path,
         "gnn-benchmark npz",
     )
-    shape = tuple(int(s) for s in loader[f"{prefix}_shape"])
-    try:
-        matrix = sp.csr_matrix(
-            (
-                loader[f"{prefix}_data"],
-                loader[f"{prefix}_indices"],
-                loader[f"{prefix}_indptr"],
-            ),
-            shape=shape,
-        )
-        matrix.check_format(True)
-    except ValueError as exc:
+    shape_array = np.asarray(loader[f"{prefix}_shape"])
+    if (
+        shape_array.shape != (2,)
+        or not np.issubdtype(shape_array.dtype, np.integer)
+        or bool((shape_array < 0).any())
+    ):
         raise DatasetFileError(
-            f"{path}: the CSR arrays {prefix}_* do not make a {shape} matrix "
-            f"(an index past the node count?): {exc}"
-        ) from None
+            f"{path}: '{prefix}_shape' must be two sizes (rows, columns), got "
+            f"{shape_array.tolist()}"
+        )
+    shape = (int(shape_array[0]), int(shape_array[1]))
+    indptr, indices = loader[f"{prefix}_indptr"], loader[f"{prefix}_indices"]
+    check_csr(
+        indptr,
+        indices,
+        shape,
+        path,
+        (f"{prefix}_indptr", f"{prefix}_indices"),
+        nodes=prefix == "adj",
+    )
+    values = np.asarray(loader[f"{prefix}_data"])
+    if values.shape != np.shape(indices):
+        raise DatasetFileError(
+            f"{path}: '{prefix}_data' has shape {values.shape}, "
+            f"'{prefix}_indices' {np.shape(indices)}; one value per stored entry"
+        )
+    if values.dtype == object or not (
+        np.issubdtype(values.dtype, np.number) or values.dtype == bool
+    ):
+        raise DatasetFileError(
+            f"{path}: '{prefix}_data' must hold numbers, got dtype {values.dtype}"
+        )
+    matrix = sp.csr_matrix((values, indices, indptr), shape=shape)
     return matrix
+
+
+def _class_names(loader: Any, path: Path) -> list[str] | None:
+    """The file's ``class_names`` (labels index them), if it has them."""
+    if "class_names" not in loader:
+        return None
+    names = np.asarray(loader["class_names"])
+    if names.ndim != 1:
+        raise DatasetFileError(
+            f"{path}: 'class_names' must be 1-D, got shape {names.shape}"
+        )
+    return [n.decode() if isinstance(n, bytes) else str(n) for n in names.tolist()]
 
 
 def load_gnnbench_npz(path: PathLike) -> Data:
@@ -109,7 +139,10 @@ def load_gnnbench_npz(path: PathLike) -> Data:
     row becomes class indices, several a multi-hot ``[N, C]`` matrix).
 
     Every stored adjacency entry is an edge. If some stored weight is not 1
-    the weights are kept as ``edge_weight``.
+    the weights are kept as ``edge_weight``. The arrays are checked first:
+    CSR indices within ``*_shape``, edge weights finite and ``>= 0``,
+    features finite, labels class indices ``0..C-1`` with every class
+    present (``C`` is the length of ``class_names`` when the file has it).
 
     Args:
         path (str or os.PathLike): The ``.npz`` file.
@@ -117,6 +150,10 @@ def load_gnnbench_npz(path: PathLike) -> Data:
     Returns:
         torch_geometric.data.Data: ``edge_index``, ``x`` (dense float32; absent
         if the file has no attributes), ``y``, ``num_nodes``.
+
+    Raises:
+        DatasetFileError: If the file is not a gnn-benchmark npz file or an
+            array is inconsistent or invalid; the message names the key.
     """
     path = Path(path)
     # Plain arrays only: nothing is unpickled.
@@ -129,20 +166,31 @@ def load_gnnbench_npz(path: PathLike) -> Data:
     )
     adj = _csr_from_parts(loader, "adj", path)
     attr: sp.csr_matrix | np.ndarray | None
+    attr_key = "attr_data"
     if "attr_data" in loader:
         attr = _csr_from_parts(loader, "attr", path)
     elif "attr_matrix" in loader:
         attr = np.asarray(loader["attr_matrix"])
+        attr_key = "attr_matrix"
     else:
         attr = None
     labels: Any
+    labels_key = "labels"
     if "labels_data" in loader:
         labels = _csr_from_parts(loader, "labels", path)
+        labels_key = "labels_data"
     elif "labels" in loader:
         labels = loader["labels"]
     else:
         labels = None
-    data = to_data(adj, attr, labels, path)
+    data = to_data(
+        adj,
+        attr,
+        labels,
+        path,
+        keys=("adj_data", attr_key, labels_key),
+        class_names=_class_names(loader, path),
+    )
     logger.debug("loaded %s: %s", path, data)
     return data
 

@@ -12,11 +12,17 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from pathlib import Path
 
 from torch_geometric.data import Data, InMemoryDataset
 
-from diffresnet_pyg.data._common import check_name
+from diffresnet_pyg.data._common import DatasetFileError, check_name
 from diffresnet_pyg.data.root import resolve_root
+from diffresnet_pyg.data.safe_pickle import (
+    DAMAGED_PICKLE_ERRORS,
+    RefusedGlobalError,
+    safe_load,
+)
 from diffresnet_pyg.typing import PathLike
 
 __all__ = ["PYG_DATASETS", "load_pyg_dataset"]
@@ -38,6 +44,39 @@ def _pyg_class(family: str) -> type[InMemoryDataset]:
     return {"planetoid": Planetoid, "coauthor": Coauthor, "amazon": Amazon}[family]
 
 
+def _check_pickled_raw_files(raw_dir: Path, names: list[str], url: str) -> None:
+    """Unpickle every pickled Planetoid raw file once with the restricted unpickler.
+
+    PyG reads ``ind.<name>.{x,tx,allx,y,ty,ally,graph}`` with plain
+    :func:`pickle.load`, which runs whatever code a file names; they are
+    checked first (``test.index`` is text).
+
+    Raises:
+        DatasetFileError: If a file names a global other than numpy's, scipy
+            sparse's or a plain container's, or is not a readable pickle.
+    """
+    for name in names:
+        if name.endswith(".test.index"):
+            continue
+        path = raw_dir / name
+        try:
+            with open(path, "rb") as handle:
+                safe_load(handle, encoding="latin1")
+        except RefusedGlobalError as exc:
+            raise DatasetFileError(
+                f"{path}: refusing to unpickle the global {exc.global_name} "
+                "(Planetoid raw files may only hold numpy arrays, scipy sparse "
+                "matrices and plain containers; nothing was run); replace the "
+                f"file with the original from {url}"
+            ) from None
+        except DAMAGED_PICKLE_ERRORS as exc:
+            raise DatasetFileError(
+                f"{path}: not a readable Planetoid raw file, it is damaged or "
+                f"truncated ({type(exc).__name__}: {exc}); replace the file "
+                f"with the original from {url}"
+            ) from None
+
+
 def _processing_elsewhere(
     cls: type[InMemoryDataset], folder: str
 ) -> type[InMemoryDataset]:
@@ -46,8 +85,22 @@ def _processing_elsewhere(
     PyG writes its processed files next to ``raw/``, inside the dataset root;
     a shared or read-only root must stay untouched, so they go to a
     temporary folder instead (processing these datasets takes about a second).
+    Before PyG processes Planetoid's pickled raw files (downloaded or not),
+    they are checked with the restricted unpickler
+    (:func:`_check_pickled_raw_files`).
     """
-    return type(cls.__name__, (cls,), {"processed_dir": property(lambda self: folder)})
+
+    def process(self: InMemoryDataset) -> None:
+        if issubclass(cls, _pyg_class("planetoid")):
+            url = getattr(cls, "url", "PyG's Planetoid.url")
+            _check_pickled_raw_files(Path(self.raw_dir), self.raw_file_names, url)
+        cls.process(self)
+
+    return type(
+        cls.__name__,
+        (cls,),
+        {"processed_dir": property(lambda self: folder), "process": process},
+    )
 
 
 def _pyg_raw_files(family: str, name: str) -> list[str]:
@@ -73,7 +126,10 @@ def load_pyg_dataset(
     downloads only when a raw file is missing (into ``raw/``); nothing else
     is written under the root: PyG's processed files go to a temporary
     folder that is deleted after loading. Planetoid keeps its public-split
-    masks.
+    masks. Planetoid's raw files are pickles: before PyG reads them, each one
+    is unpickled once with the restricted unpickler of
+    :mod:`~diffresnet_pyg.data.safe_pickle` (numpy arrays, scipy sparse
+    matrices and plain containers only), so a crafted file cannot run code.
 
     Args:
         family (str): ``"planetoid"``, ``"coauthor"`` or ``"amazon"``.
@@ -91,6 +147,8 @@ def load_pyg_dataset(
         ValueError: For an unknown family or name.
         FileNotFoundError: If raw files are missing and cannot be downloaded;
             the message names the folder and the files.
+        DatasetFileError: If a Planetoid raw file names a global that is not
+            allowed, or is not a readable pickle.
     """
     family_key = family.lower() if isinstance(family, str) else family
     if family_key not in PYG_DATASETS:

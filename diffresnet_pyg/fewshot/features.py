@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import numbers
 import os
-import pickle
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+
+from diffresnet_pyg.data.safe_pickle import (
+    DAMAGED_PICKLE_ERRORS,
+    RefusedGlobalError,
+    safe_load,
+)
 
 __all__ = ["ClassFeatures", "load_feature_file", "save_feature_file"]
 
@@ -543,12 +548,34 @@ def _from_labelled(
     return ClassFeatures.from_labels(content[feature_key], content["labels"], names)
 
 
+_CONVERT_HINT = (
+    "convert it to the .npz layout, which is read with allow_pickle=False: "
+    "np.savez('features.npz', features=X, labels=y) with numpy arrays X [M, d] "
+    "and y [M] (or save_feature_file)"
+)
+
+
 def _load_pickle(path: Path) -> ClassFeatures:
     with open(path, "rb") as handle:
         try:
-            # Unpickling executes code: documented, only trusted files.
-            content = pickle.load(handle)
-        except (pickle.UnpicklingError, EOFError, ValueError) as err:
+            content = safe_load(handle, encoding="latin1")
+        except RefusedGlobalError as err:
+            if err.is_torch:
+                reason = (
+                    "it holds torch tensors, which are not unpickled (that can "
+                    "run code); turn them into numpy arrays (tensor.numpy()) and "
+                )
+            else:
+                reason = (
+                    "feature pickles may only hold numpy arrays, scipy sparse "
+                    "matrices and plain containers; nothing was run. To read a "
+                    "file you trust, "
+                )
+            raise ValueError(
+                f"load_feature_file: {str(path)!r}: refusing to unpickle the "
+                f"global {err.global_name}; {reason}{_CONVERT_HINT}"
+            ) from None
+        except DAMAGED_PICKLE_ERRORS as err:
             raise ValueError(
                 f"load_feature_file: {str(path)!r} is not a readable pickle "
                 f"({err}); {_ACCEPTED_FORMATS}"
@@ -598,7 +625,7 @@ def load_feature_file(path: str | os.PathLike[str]) -> ClassFeatures:
       e.g. ``output.plk`` or ``*_embedded_feature.plk``, whose values are lists
       of 1-D rows), or a dict with ``"features"`` (or ``"data"``) ``[M, d]`` and
       ``"labels"`` ``[M]`` entries and an optional ``"class_names"``. Values may
-      be NumPy arrays, lists or tensors.
+      be NumPy arrays or lists (not torch tensors, see below).
     * ``.npz``: arrays ``"features"`` (or ``"data"``) ``[M, d]`` and ``"labels"``
       ``[M]``, optionally ``"class_names"`` (then labels index the names), or
       one ``[n_c, d]`` array per class, the array name being the class name.
@@ -607,9 +634,12 @@ def load_feature_file(path: str | os.PathLike[str]) -> ClassFeatures:
     (:meth:`ClassFeatures.from_dict`); label layouts sort the classes by label
     (:meth:`ClassFeatures.from_labels`).
 
-    .. warning::
-        Unpickling runs arbitrary code stored in the file: only load pickles
-        you trust. ``.npz`` files are read with ``allow_pickle=False``.
+    Pickles are read with a restricted unpickler
+    (:class:`~diffresnet_pyg.data.safe_pickle.RestrictedUnpickler`) that
+    rebuilds numpy arrays, scipy sparse matrices and plain containers only, so
+    a file cannot run code; any other object (a pickled torch tensor, a
+    function) is refused with a message saying how to convert the file to the
+    ``.npz`` layout. ``.npz`` files are read with ``allow_pickle=False``.
 
     Args:
         path (str or os.PathLike): The file.
@@ -619,8 +649,9 @@ def load_feature_file(path: str | os.PathLike[str]) -> ClassFeatures:
 
     Raises:
         FileNotFoundError: If :obj:`path` does not exist.
-        ValueError: If the suffix is unknown or the content matches none of the
-            layouts; the message names the path and the accepted formats.
+        ValueError: If the suffix is unknown, a pickle names a global that is
+            not allowed, or the content matches none of the layouts; the
+            message names the path and the accepted formats.
 
     Example:
         >>> import tempfile

@@ -223,35 +223,53 @@ BAD_FILES = [
         lambda a: {k: v for k, v in a.items() if k != "y"},
         r"exactly one of the keys \['labels', 'y'\]",
     ),
-    ("edge past the nodes", _bad_edges, "endpoint 99, outside the 30 nodes"),
+    (
+        "edge past the nodes",
+        _bad_edges,
+        r"'indices' has 1 node index outside 0\.\.29 \(30 nodes\), the first 99 "
+        r"in row 1 \(stored entry 3\)$",
+    ),
     ("label count", _with("y", lambda a: a["y"][:-1]), "29 labels for 30 nodes"),
     (
         "negative labels",
         _with("y", lambda a: a["y"] - 1),
-        "labels must be class indices >= 0, found -1",
+        r"'y' has 12 negative labels, the first -1 at node 0; labels must be "
+        r"class indices 0\.\.C-1 \(unlabeled nodes are not supported\)$",
     ),
     (
         "NaN features",
         _with("x", lambda a: np.where(np.eye(30, 5) > 0, np.nan, a["x"])),
-        "features include NaN or infinite",
+        r"'x' has 5 NaN or infinite values, the first \(nan\) at row 0, column 0; "
+        "features must be finite$",
     ),
-    ("inf features", _with("x", lambda a: a["x"] + np.inf), "NaN or infinite"),
+    (
+        "inf features",
+        _with("x", lambda a: a["x"] + np.inf),
+        r"'x' has 150 NaN or infinite values, the first \(inf\) at row 0, column 0",
+    ),
     (
         "negative weights",
         _with("data", lambda a: -np.ones(a["indices"].size)),
-        "edge weights must be >= 0, found -1",
+        r"'data' has 35 negative edge weights, the first \(-1\) at stored entry 0, "
+        "edge 0 -> 0; edge weights must be finite and >= 0$",
     ),
     (
         "NaN weights",
         _with("data", lambda a: np.full(a["indices"].size, np.nan)),
-        "edge weights include NaN",
+        r"'data' has 35 NaN or infinite edge weights, the first \(nan\) at stored "
+        "entry 0, edge 0 -> 0; edge weights must be finite and >= 0$",
     ),
     (
         "two masks",
         _with("train_mask", lambda a: np.ones(30, bool)),
         r"\['val_mask', 'test_mask'\] are missing",
     ),
-    ("float labels", _with("y", lambda a: a["y"] + 0.5), "integer class indices"),
+    (
+        "float labels",
+        _with("y", lambda a: a["y"] + 0.5),
+        r"'y' has 30 labels that are not integers, the first \(0\.5\) at node 0; "
+        r"labels must be class indices 0\.\.C-1$",
+    ),
 ]
 
 
@@ -274,7 +292,11 @@ def test_bad_heterophilous_and_gnnbench_files(tmp_path, graph):
     edges = graph["edges"].copy()
     edges[0, 1] = 30
     np.savez(path, node_features=graph["x"], node_labels=graph["y"], edges=edges)
-    with pytest.raises(DatasetFileError, match="h.npz: an edge has endpoint 30"):
+    with pytest.raises(
+        DatasetFileError,
+        match=r"h.npz: 'edges' has 1 node index outside 0\.\.29 \(30 nodes\), "
+        r"the first 30 at edges\[0, 1\]$",
+    ):
         read_dataset_file(path)
     np.savez(
         path,
@@ -291,7 +313,11 @@ def test_bad_heterophilous_and_gnnbench_files(tmp_path, graph):
     np.savez(
         gb, adj_data=[1.0], adj_indices=[5], adj_indptr=[0, 1, 1], adj_shape=[2, 2]
     )
-    with pytest.raises(DatasetFileError, match="g.npz: the CSR arrays adj_"):
+    with pytest.raises(
+        DatasetFileError,
+        match=r"g.npz: 'adj_indices' has 1 node index outside 0\.\.1 \(2 nodes\), "
+        r"the first 5 in row 0 \(stored entry 0\)$",
+    ):
         read_dataset_file(gb)
     np.savez(gb, adj_data=[1.0], adj_indices=[1], adj_indptr=[0, 1])
     with pytest.raises(DatasetFileError, match=r"\['adj_shape'\] are missing"):
@@ -301,7 +327,11 @@ def test_bad_heterophilous_and_gnnbench_files(tmp_path, graph):
 def test_bad_pyg_data(tmp_path):
     path = tmp_path / "g.pt"
     torch.save(Data(edge_index=torch.tensor([[0], [3]]), num_nodes=2), path)
-    with pytest.raises(DatasetFileError, match="g.pt: an edge has endpoint 3"):
+    with pytest.raises(
+        DatasetFileError,
+        match=r"g.pt: 'edge_index' has 1 node index outside 0\.\.1 \(2 nodes\), "
+        r"the first 3 at edge_index\[1, 0\]$",
+    ):
         read_dataset_file(path)
     torch.save([1, 2], path)
     with pytest.raises(DatasetFileError, match="holds a list"):

@@ -1,4 +1,5 @@
 import collections
+import os
 import pickle
 import shutil
 
@@ -248,12 +249,92 @@ def test_load_pickle_dict_of_classes(tmp_path, suffix):
         np.testing.assert_array_equal(feats.class_features(name).numpy(), expected)
 
 
-def test_load_pickle_dict_of_tensors(tmp_path):
+CONVERT_HINT = (
+    "convert it to the .npz layout, which is read with allow_pickle=False: "
+    "np.savez('features.npz', features=X, labels=y) with numpy arrays X [M, d] "
+    "and y [M] (or save_feature_file)"
+)
+
+
+def test_load_pickle_refuses_torch_tensors(tmp_path):
     content = {"b": torch.ones(2, 3), "a": torch.zeros(1, 3)}
-    write_pickle(tmp_path / "f.pkl", content)
-    feats = load_feature_file(str(tmp_path / "f.pkl"))
+    path = tmp_path / "f.pkl"
+    write_pickle(path, content)
+    with pytest.raises(ValueError) as info:
+        load_feature_file(str(path))
+    assert str(info.value) == (
+        f"load_feature_file: {str(path)!r}: refusing to unpickle the global "
+        "torch._utils._rebuild_tensor_v2; it holds torch tensors, which are not "
+        "unpickled (that can run code); turn them into numpy arrays "
+        f"(tensor.numpy()) and {CONVERT_HINT}"
+    )
+    # The conversion the message asks for reads back the same table.
+    np.savez(
+        tmp_path / "f.npz", **{key: value.numpy() for key, value in content.items()}
+    )
+    feats = load_feature_file(tmp_path / "f.npz")
     assert feats.class_names == ("b", "a")
     assert feats.features.tolist() == [[1.0] * 3, [1.0] * 3, [0.0] * 3]
+
+
+class _TouchesFile:
+    """Unpickling it with plain pickle would create :attr:`target`."""
+
+    refused = f"{os.system.__module__}.system"
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.target}",))
+
+
+class _Execs:
+    refused = "builtins.exec"
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.target)!r}, 'w').close()",))
+
+
+@pytest.mark.parametrize("suffix", [".pkl", ".pickle", ".plk"])
+@pytest.mark.parametrize("payload", [_TouchesFile, _Execs])
+def test_load_pickle_never_runs_code(tmp_path, suffix, payload):
+    target = tmp_path / "pwned"
+    evil = payload(target)
+    # As a value of the authors' layout, and as the whole file.
+    for name, content in (("nested", {0: [np.ones(3), evil]}), ("top", evil)):
+        path = tmp_path / f"{name}{suffix}"
+        write_pickle(path, content)
+        with pytest.raises(ValueError) as info:
+            load_feature_file(path)
+        assert str(info.value) == (
+            f"load_feature_file: {str(path)!r}: refusing to unpickle the global "
+            f"{payload.refused}; feature pickles may only hold numpy arrays, "
+            "scipy sparse matrices and plain containers; nothing was run. To read "
+            f"a file you trust, {CONVERT_HINT}"
+        )
+        assert not target.exists()
+
+
+@pytest.mark.parametrize("protocol", [0, 2, pickle.HIGHEST_PROTOCOL])
+@pytest.mark.parametrize("container", ["defaultdict", "OrderedDict"])
+def test_load_pickle_containers_of_every_protocol(tmp_path, protocol, container):
+    rows = np.random.default_rng(3).standard_normal((5, 4)).astype(np.float32)
+    if container == "defaultdict":  # the S2M2 / authors' layout
+        content = collections.defaultdict(list)
+        content["n02"].extend(rows[:3])
+        content["n01"].extend(rows[3:])
+    else:
+        content = collections.OrderedDict(n02=tuple(rows[:3]), n01=rows[3:])
+    path = tmp_path / "f.plk"
+    with open(path, "wb") as handle:
+        pickle.dump(content, handle, protocol=protocol)
+    feats = load_feature_file(path)
+    assert feats.class_names == ("n02", "n01")
+    np.testing.assert_array_equal(feats.features.numpy(), rows)
 
 
 @pytest.mark.parametrize("key", ["features", "data"])
@@ -270,11 +351,7 @@ def test_load_pickle_features_labels(tmp_path, key):
         )
     write_pickle(
         tmp_path / "g.pkl",
-        {
-            key: torch.from_numpy(x),
-            "labels": torch.from_numpy(labels % 2),
-            "class_names": ["even", "odd"],
-        },
+        {key: x, "labels": labels % 2, "class_names": ["even", "odd"]},
     )
     named = load_feature_file(tmp_path / "g.pkl")
     assert named.class_names == ("even", "odd")

@@ -11,44 +11,28 @@ import torch
 from torch import Tensor
 
 from diffresnet_pyg.data._common import DatasetFileError
-
-
-def _numeric(value: Any, key: str, path: Path) -> np.ndarray:
-    array = np.asarray(value)
-    if array.dtype == object or not (
-        np.issubdtype(array.dtype, np.number) or array.dtype == bool
-    ):
-        raise DatasetFileError(
-            f"{path}: '{key}' must hold numbers, got dtype {array.dtype}"
-        )
-    return array
+from diffresnet_pyg.data._validate import (
+    check_features,
+    class_indices,
+    numeric_array,
+)
 
 
 def features(value: Any, key: str, path: Path) -> Tensor:
-    """A ``[num_nodes, num_features]`` float32 tensor."""
-    array = _numeric(value, key, path)
+    """A ``[num_nodes, num_features]`` float32 tensor of finite numbers."""
+    array = numeric_array(value, key, path)
     if array.ndim != 2:
         raise DatasetFileError(
             f"{path}: '{key}' must be [num_nodes, num_features], got shape "
             f"{array.shape}"
         )
+    check_features(array, key, path)
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
 
 
 def labels(value: Any, key: str, path: Path) -> Tensor:
-    """A ``[num_nodes]`` long tensor of class indices."""
-    array = _numeric(value, key, path)
-    if array.ndim != 1:
-        raise DatasetFileError(
-            f"{path}: '{key}' must be [num_nodes] class indices, got shape "
-            f"{array.shape}"
-        )
-    if not np.issubdtype(array.dtype, np.integer):
-        if not bool(np.all(np.isfinite(array))) or not bool(
-            np.all(array == np.round(array))
-        ):
-            raise DatasetFileError(f"{path}: '{key}' must hold integer class indices")
-    return torch.from_numpy(array.astype(np.int64))
+    """A ``[num_nodes]`` long tensor of class indices ``0..C-1``, all present."""
+    return torch.from_numpy(class_indices(value, key, path))
 
 
 def mask(value: Any, key: str, path: Path, *, splits_first: bool) -> Tensor:
@@ -57,7 +41,7 @@ def mask(value: Any, key: str, path: Path, *, splits_first: bool) -> Tensor:
     ``splits_first``: a 2-D array is stored ``[num_splits, num_nodes]`` and
     is transposed.
     """
-    array = _numeric(value, key, path)
+    array = numeric_array(value, key, path)
     if array.ndim not in (1, 2):
         raise DatasetFileError(
             f"{path}: '{key}' must be a 1-D or 2-D mask, got shape {array.shape}"

@@ -6,8 +6,9 @@ Keys (``N`` nodes, ``E`` stored edges):
   row ``i`` (the edges leaving node ``i``) is
   ``indices[indptr[i]:indptr[i + 1]]``;
 * ``data`` ``[E]``, optional: edge weights (>= 0; all 1 when absent);
-* ``features`` or ``x`` ``[N, F]``: dense node features;
-* ``labels`` or ``y`` ``[N]``: class indices >= 0;
+* ``features`` or ``x`` ``[N, F]``: dense node features, finite;
+* ``labels`` or ``y`` ``[N]``: class indices ``0..C-1``, every class with
+  at least one node (no "unlabeled" value);
 * ``train_mask``, ``val_mask``, ``test_mask``, optional (all three or none):
   ``[N]``, or ``[N, S]`` for ``S`` splits (split ``i`` is column ``i``),
   booleans or 0/1.
@@ -33,6 +34,7 @@ from torch_geometric.data import Data
 
 from diffresnet_pyg.data._common import DatasetFileError
 from diffresnet_pyg.data._npz import read_npz, require_keys
+from diffresnet_pyg.data._validate import check_csr, check_edge_weights
 from diffresnet_pyg.data.formats import _arrays
 from diffresnet_pyg.data.formats.registry import MASK_KEYS, register_format
 
@@ -55,30 +57,30 @@ def _one_of(arrays: dict, keys: tuple[str, str], path: Path) -> str:
     "labels or y (optional train_mask/val_mask/test_mask)",
 )
 def read_csr_npz(path: Path) -> Data:
-    """Read a plain CSR npz file (no preprocessing; keys in the module doc)."""
+    """Read a plain CSR npz file (no preprocessing; keys in the module doc).
+
+    Raises:
+        DatasetFileError: If a key is missing or an array is invalid: row
+            pointers that do not fit ``indices``, a column index outside the
+            nodes, NaN, infinite or negative weights, NaN or infinite
+            features, labels that are not class indices ``0..C-1`` with every
+            class present. The message names the key and the first offender.
+    """
     arrays = read_npz(path)
     require_keys(arrays, ("indptr", "indices"), path, "CSR npz")
     x_key = _one_of(arrays, ("features", "x"), path)
     y_key = _one_of(arrays, ("labels", "y"), path)
     indptr = np.asarray(arrays["indptr"])
     indices = np.asarray(arrays["indices"])
-    for key, array in (("indptr", indptr), ("indices", indices)):
-        if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
-            raise DatasetFileError(
-                f"{path}: '{key}' must be a 1-D integer array, got {array.dtype} "
-                f"{array.shape}"
-            )
-    num_nodes = indptr.size - 1
-    if (
-        num_nodes < 1
-        or indptr[0] != 0
-        or indptr[-1] != indices.size
-        or np.any(np.diff(indptr) < 0)
-    ):
+    if indptr.ndim != 1 or indptr.size < 2:
         raise DatasetFileError(
-            f"{path}: 'indptr' must start at 0, never decrease and end at "
-            f"len(indices) = {indices.size}"
+            f"{path}: 'indptr' must be 1-D with num_nodes + 1 >= 2 entries, got "
+            f"shape {indptr.shape}"
         )
+    num_nodes = indptr.size - 1
+    check_csr(
+        indptr, indices, (num_nodes, num_nodes), path, ("indptr", "indices"), nodes=True
+    )
     row = np.repeat(np.arange(num_nodes, dtype=np.int64), np.diff(indptr))
     edge_index = torch.from_numpy(np.vstack([row, indices.astype(np.int64)]))
     x = _arrays.features(arrays[x_key], x_key, path)
@@ -95,8 +97,9 @@ def read_csr_npz(path: Path) -> Data:
                 f"{path}: 'data' has shape {weight.shape}, 'indices' "
                 f"{indices.shape}; one weight per stored edge"
             )
+        check_edge_weights(weight, "data", path, row, indices)
         data.edge_weight = torch.from_numpy(
-            np.ascontiguousarray(_arrays_float(weight, path))
+            np.ascontiguousarray(weight, dtype=np.float32)
         )
     masks = {key: key for key in MASK_KEYS}
     for name, value in _arrays.split_masks(
@@ -104,9 +107,3 @@ def read_csr_npz(path: Path) -> Data:
     ).items():
         data[name] = value
     return data
-
-
-def _arrays_float(weight: np.ndarray, path: Path) -> np.ndarray:
-    if not np.issubdtype(weight.dtype, np.number):
-        raise DatasetFileError(f"{path}: 'data' (edge weights) must be numbers")
-    return weight.astype(np.float32)

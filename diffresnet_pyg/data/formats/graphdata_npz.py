@@ -1,8 +1,10 @@
 """GraphData npz files (``EdisonLeeeee/GraphData``): pickled scipy objects.
 
 Keys: ``adj_matrix`` (a pickled scipy sparse matrix), ``node_attr`` (sparse
-or dense), ``node_label``. The pickles are read with a restricted unpickler
-(numpy arrays and scipy sparse matrices only). Read by
+or dense), ``node_label``, optional ``metadata`` (its ``class_names``, if
+any, are the classes the labels index). The pickles are read with the
+restricted unpickler of :mod:`~diffresnet_pyg.data.safe_pickle` (numpy
+arrays, scipy sparse matrices and plain containers only). Read by
 :func:`~diffresnet_pyg.data.load_graphdata_npz`.
 """
 

@@ -20,6 +20,7 @@ from torch_geometric.data import Data
 
 from diffresnet_pyg.data._common import DatasetFileError
 from diffresnet_pyg.data._npz import read_npz, require_keys
+from diffresnet_pyg.data._validate import check_edge_list
 from diffresnet_pyg.data.formats import _arrays
 from diffresnet_pyg.data.formats.registry import register_format
 
@@ -54,6 +55,7 @@ def read_heterophilous_npz(path: Path) -> Data:
             f"{path}: 'edges' must be integer pairs [E, 2], got {edges.dtype} "
             f"{edges.shape}"
         )
+    check_edge_list(edges, x.size(0), "edges", path, pairs=True)
     data = Data(
         x=x,
         y=y,

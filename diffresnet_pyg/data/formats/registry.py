@@ -19,10 +19,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 from torch_geometric.data import Data
 
 from diffresnet_pyg.data._common import DatasetFileError
+from diffresnet_pyg.data._validate import (
+    check_edge_list,
+    check_edge_weights,
+    check_features,
+    class_indices,
+)
 from diffresnet_pyg.typing import PathLike
 
 __all__ = [
@@ -180,6 +188,10 @@ def detect_format(path: PathLike) -> str:
     )
 
 
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy()
+
+
 def _bad(path: Path, text: str) -> DatasetFileError:
     return DatasetFileError(f"{path}: {text}")
 
@@ -190,9 +202,11 @@ def check_graph(data: Data, path: PathLike) -> Data:
     ``num_nodes`` must be set; ``edge_index`` must be ``[2, E]`` integers in
     ``[0, num_nodes)``; ``edge_weight`` (if any) finite and >= 0; ``x`` (if
     any) ``num_nodes`` rows of finite numbers; ``y`` ``num_nodes`` integer
-    labels >= 0 (or a ``[num_nodes, C]`` label matrix); the split masks (if
-    any) boolean ``[num_nodes]`` or ``[num_nodes, S]``, all three with the
-    same number of columns.
+    class indices ``0..C-1`` with every class present (no "unlabeled" value;
+    or a ``[num_nodes, C]`` label matrix); the split masks (if any) boolean
+    ``[num_nodes]`` or ``[num_nodes, S]``, all three with the same number of
+    columns. Messages name the attribute, how many entries are wrong and
+    the first of them.
 
     Raises:
         DatasetFileError: Naming the file and what is wrong.
@@ -208,15 +222,7 @@ def check_graph(data: Data, path: PathLike) -> Data:
         raise _bad(path, f"edge_index must be [2, E], got {list(edge_index.shape)}")
     if edge_index.is_floating_point() or edge_index.dtype == torch.bool:
         raise _bad(path, f"edge_index must hold integers, got {edge_index.dtype}")
-    if edge_index.numel():
-        low, high = int(edge_index.min()), int(edge_index.max())
-        if low < 0 or high >= num_nodes:
-            bad = low if low < 0 else high
-            raise _bad(
-                path,
-                f"an edge has endpoint {bad}, outside the {num_nodes} nodes "
-                f"(0..{num_nodes - 1})",
-            )
+    check_edge_list(_numpy(edge_index), num_nodes, "edge_index", path, pairs=False)
     weight = data.edge_weight if "edge_weight" in data else None
     if weight is not None:
         if weight.numel() != edge_index.size(1):
@@ -224,18 +230,25 @@ def check_graph(data: Data, path: PathLike) -> Data:
                 path,
                 f"{weight.numel()} edge weights for {edge_index.size(1)} edges",
             )
-        if not bool(torch.isfinite(weight).all()):
-            raise _bad(path, "edge weights include NaN or infinite values")
-        if bool((weight < 0).any()):
-            raise _bad(
-                path, f"edge weights must be >= 0, found {float(weight.min()):g}"
-            )
+        row, col = _numpy(edge_index)
+        check_edge_weights(_numpy(weight.double()), "edge_weight", path, row, col)
     x = data.x
     if x is not None:
         if x.size(0) != num_nodes:
             raise _bad(path, f"{x.size(0)} feature rows for {num_nodes} nodes")
-        values = x.values() if x.layout == torch.sparse_coo else x
+        values = x.coalesce().values() if x.layout == torch.sparse_coo else x
         if values.is_floating_point() and not bool(torch.isfinite(values).all()):
+            if x.layout == torch.sparse_coo and x.dim() == 2:
+                x = x.coalesce()
+                row, col = _numpy(x.indices())
+                values = _numpy(x.values().double())
+                check_features(
+                    sp.coo_matrix((values, (row, col)), shape=tuple(x.shape)),
+                    "x",
+                    path,
+                )
+            elif x.layout == torch.strided:
+                check_features(_numpy(x.double()), "x", path)
             raise _bad(path, "features include NaN or infinite values")
     y = data.y
     if y is not None:
@@ -243,12 +256,8 @@ def check_graph(data: Data, path: PathLike) -> Data:
             raise _bad(path, f"{y.size(0)} labels for {num_nodes} nodes")
         if y.is_floating_point():
             raise _bad(path, f"labels must be integers, got {y.dtype}")
-        if y.numel() and int(y.min()) < 0:
-            raise _bad(
-                path,
-                f"labels must be class indices >= 0, found {int(y.min())} "
-                "(unlabeled nodes are not supported)",
-            )
+        if y.dim() == 1:
+            class_indices(_numpy(y), "y", path)
     columns = set()
     for key in MASK_KEYS:
         if key not in data:
