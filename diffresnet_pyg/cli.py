@@ -22,10 +22,14 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 from diffresnet_pyg import __version__
 
 __all__ = ["main"]
+
+#: Progress mode handed to the runners: bars, log lines, or nothing.
+Progress = Literal["bar", "log", False]
 
 # Heavy modules (torch, PyG, the runners) are imported only by the command
 # that needs them, so that ``--help`` and ``--version`` answer at once.
@@ -119,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fewshot(args: argparse.Namespace, progress: bool) -> int:
+def _fewshot(args: argparse.Namespace, progress: Progress) -> int:
     import yaml
 
     from diffresnet_pyg.experiments.fewshot_config import (
@@ -137,7 +141,7 @@ def _fewshot(args: argparse.Namespace, progress: bool) -> int:
     return 0
 
 
-def _tune(args: argparse.Namespace, progress: bool) -> int:
+def _tune(args: argparse.Namespace, progress: Progress) -> int:
     from diffresnet_pyg.experiments.schema import load_config
     from diffresnet_pyg.experiments.tune import load_space, tune
 
@@ -155,13 +159,14 @@ def _tune(args: argparse.Namespace, progress: bool) -> int:
         if exc.name != "optuna":
             raise
         raise _UserError(str(exc)) from None
-    acc = result.best_record["val_acc"]
+    from diffresnet_pyg.experiments.report.formatting import format_over_runs
+
+    acc = {**result.best_record["val_acc"], "n": result.best_record["n_runs"]}
     params = ", ".join(f"{k}={v!r}" for k, v in result.best_params.items())
     print(
         f"{result.folder}: {result.finished} trials ({result.new_trials} new); "
-        f"best trial {result.best_number}: validation accuracy "
-        f"{acc['mean']:.2f} +- {acc['std']:.2f} % over "
-        f"{result.best_record['n_runs']} runs ({params})"
+        f"best trial {result.best_number}: validation accuracy (%) "
+        f"{format_over_runs(acc, plus='+-')} ({params})"
     )
     print(
         f"chosen config: {result.best_config} (diffresnet-pyg run {result.best_config})"
@@ -169,7 +174,7 @@ def _tune(args: argparse.Namespace, progress: bool) -> int:
     return 0
 
 
-def _experiment(args: argparse.Namespace, progress: bool) -> int:
+def _experiment(args: argparse.Namespace, progress: Progress) -> int:
     """``run``, ``sweep`` and ``show`` of a graph config."""
     from diffresnet_pyg.experiments.runner import run_experiment, run_sweep
     from diffresnet_pyg.experiments.schema import (
@@ -190,13 +195,11 @@ def _experiment(args: argparse.Namespace, progress: bool) -> int:
                 f"{args.config} has a 'sweep' section; use "
                 f"'diffresnet-pyg sweep {args.config}'"
             )
+        from diffresnet_pyg.experiments.report.formatting import format_over_runs
+
         summary = run_experiment(config, progress=progress)
-        acc, n = summary["test_acc"], summary["n_runs"]
-        spread = f" +- {acc['std']:.2f}" if n > 1 else ""
-        print(
-            f"{config.output}: test accuracy {acc['mean']:.2f}{spread} over "
-            f"{n} run{'s' if n > 1 else ''}"
-        )
+        acc = {**summary["test_acc"], "n": summary["n_runs"]}
+        print(f"{config.output}: test accuracy {format_over_runs(acc, plus='+-')}")
         return 0
     if config.sweep is None:
         raise ConfigError(f"{args.config} has no 'sweep' section")
@@ -205,11 +208,13 @@ def _experiment(args: argparse.Namespace, progress: bool) -> int:
     return 0
 
 
-def _command(args: argparse.Namespace, progress: bool) -> int:
+def _command(args: argparse.Namespace, progress: Progress) -> int:
     if args.command == "synthetic":
         from diffresnet_pyg.synthetic import make_figures
 
-        for path in make_figures(args.output, seed=args.seed, progress=progress):
+        for path in make_figures(
+            args.output, seed=args.seed, progress=progress == "bar"
+        ):
             print(path)
         return 0
     if args.command == "report":
@@ -299,7 +304,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    progress = not args.quiet and sys.stderr.isatty()
+    # A terminal gets bars; anything else (nohup, CI, a pipe) log lines.
+    progress: Progress = (
+        False if args.quiet else "bar" if sys.stderr.isatty() else "log"
+    )
     for message in (  # torch's notices about sparse tensors, not about the run
         "Sparse CSR tensor support is in beta state",
         "Sparse invariant checks are implicitly disabled",
