@@ -8,6 +8,7 @@ folder and gives the command line and a part of the expected message.
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -419,3 +420,16 @@ def test_ctrl_c_says_what_is_saved_and_how_to_resume(tmp_path, executor):
         f"{tmp_path / 'out'}; rerun the same command to resume"
     ]
     assert all(json.loads(line) for line in runs.read_text().splitlines())
+
+
+def test_without_a_terminal_each_finished_run_is_a_log_line(tmp_path):
+    argv = _run(tmp_path, "split.num_inits=2")
+    result = _cli(*argv)  # stderr is a pipe, as under nohup or CI
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if " run " in line]
+    assert len(lines) == 4, result.stderr  # 2 splits x 2 inits
+    assert re.search(r"run 1/4 \(split \d, init \d\): test acc [\d.]+ %", lines[0])
+    assert "ETA" in lines[0] and "done in" in lines[-1]
+    quiet = _cli(*argv, "-q")  # resumes: nothing left to run, no info lines
+    assert quiet.returncode == 0 and "INFO" not in quiet.stderr
+    assert "4 of 4 runs stopped at max_epochs=2" in quiet.stderr  # a warning
