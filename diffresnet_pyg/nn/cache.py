@@ -6,20 +6,68 @@ import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import torch
 from torch import Tensor
+
+#: Integer dtypes that read the bits of entries of 1, 2, 4 and 8 bytes.
+_BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def _checksum(t: Tensor) -> int | None:
+    """The sum of the entries' bit patterns (wrapping), CPU tensors only.
+
+    One pass over the data, no copy. Elsewhere it would synchronize the
+    device on every lookup, and only CPU memory is commonly written around
+    torch's version counter (a NumPy array sharing it).
+    """
+    bits = _BITS.get(t.element_size())
+    if t.device.type != "cpu" or bits is None or t.is_complex():
+        return None
+    return int(t.detach().view(bits).sum(dtype=torch.int64))
+
+
+def _content(t: Tensor | None) -> tuple[Any, ...] | None:
+    """Where a dense tensor's data lives, its shape, strides and checksum."""
+    if t is None:
+        return None
+    return t.data_ptr(), tuple(t.shape), t.stride(), _checksum(t)
+
+
+def _parts(obj: Any) -> tuple[Tensor | None, ...]:
+    """The dense tensors that hold a key object's data."""
+    if isinstance(obj, Tensor):
+        if obj.layout == torch.strided:
+            return (obj,)
+        if obj.layout == torch.sparse_coo:
+            return obj._indices(), obj._values()
+        if obj.layout == torch.sparse_csr:
+            return obj.crow_indices(), obj.col_indices(), obj.values()
+        return ()  # other sparse layouts: the version counter only
+    storage = getattr(obj, "storage", None)  # torch_sparse.SparseTensor
+    if storage is None:
+        return ()
+    names = ("_row", "_rowptr", "_col", "_value")
+    return tuple(getattr(storage, name, None) for name in names)
 
 
 def _version(obj: Any) -> Any:
-    """The in-place version of a key object (raises for inference tensors)."""
+    """The state of a key object: version counters and contents.
+
+    Raises ``RuntimeError`` for inference tensors (no version counter).
+    In-place torch operations move the version counters; writes that bypass
+    them (``tensor.data = other``, ``set_``, a NumPy array sharing the memory)
+    change the data pointer, the shape or the checksum of the contents.
+    """
     if obj is None:
         return None
-    if isinstance(obj, Tensor):
-        return obj._version  # values() of a sparse tensor share its counter
-    storage = getattr(obj, "storage", None)  # torch_sparse.SparseTensor
-    if storage is None:
-        return None
-    value = storage.value()
-    return storage.col()._version, None if value is None else value._version
+    parts = _parts(obj)
+    # values() of a sparse tensor share its counter
+    versions = obj._version if isinstance(obj, Tensor) else ()
+    versions = (
+        versions,
+        *(None if part is None else part._version for part in parts),
+    )
+    return versions, tuple(_content(part) for part in parts)
 
 
 class _Strong:
@@ -62,10 +110,18 @@ class GraphCache:
     """Cached values keyed on the identity of some objects (plus extra keys).
 
     An entry matches the very objects it was stored for (tensors,
-    ``torch_sparse.SparseTensor`` or ``None``), as long as their version
-    counters show no in-place change since (inference tensors, which have no
-    version counter, are never cached), and equal ``extra`` keys (dtype,
-    number of nodes, ...). The objects are referenced weakly: an entry dies
+    ``torch_sparse.SparseTensor`` or ``None``), as long as they are unchanged
+    since, and equal ``extra`` keys (dtype, number of nodes, ...). A change is
+    seen through the version counters (every in-place torch operation;
+    inference tensors, which have none, are never cached) and, for writes
+    that bypass them (``tensor.data = other``, ``set_``, a NumPy array or
+    DLPack capsule sharing the memory), through the data pointers, shapes and
+    strides and, for CPU tensors, a checksum: the wrapping sum of the
+    entries' bit patterns, one pass over the data per lookup. A write around
+    the version counter that keeps all of these (a permutation of the entries
+    written through NumPy, say) is not seen; torch's own in-place operations
+    always are. The
+    objects are referenced weakly: an entry dies
     with its graph (and is dropped at the next lookup), so a cache never
     keeps a graph alive and a reused ``id`` cannot match. At most
     ``max_entries`` entries are kept; storing more drops the least recently

@@ -33,10 +33,20 @@ node that has none (existing self loops keep their weight, as in PyG's
 ``gcn_norm``). Zero-degree rows of :math:`D^{-1/2}` and :math:`D^{-1}` are set
 to 0, so an isolated node has :math:`L_{ii} = 1` for ``"sym"`` and ``"rw"``
 and :math:`L_{ii} = 0` for the other two.
+
+Stability of the explicit Euler step needs :math:`\lambda_{\max}(L)`. Cheap
+bounds of it are methods of :class:`SplitLaplacian`: the largest diagonal
+entry and the Lanczos estimate :meth:`~SplitLaplacian.max_eigenvalue_estimate`
+are lower bounds (for symmetric :math:`L`), and
+:meth:`~SplitLaplacian.max_eigenvalue_upper_bound` (Gershgorin's, tightened
+by Collatz-Wielandt steps) is an upper bound (for any :math:`L`).
+:func:`laplacian_max_eigenvalue` computes the exact value (ARPACK on the CPU,
+run to convergence).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -49,6 +59,20 @@ from torch_geometric.utils import add_remaining_self_loops, scatter, to_edge_ind
 from diffresnet_pyg import typing as dtyping
 
 LAPLACIANS: tuple[str, ...] = ("reference", "sym", "rw", "combinatorial")
+
+#: Seed of the private generator that draws the start and probe vectors of
+#: the eigenvalue estimates (the global RNG is never touched).
+ESTIMATE_SEED = 0x5EED
+
+#: Lanczos steps of :meth:`SplitLaplacian.max_eigenvalue_estimate` at most.
+LANCZOS_STEPS = 32
+
+
+def _probe_vectors(count: int, n: int, device: torch.device) -> list[Tensor]:
+    """``count`` fixed pseudo-random float64 vectors in ``[-1, 1)^n``."""
+    gen = torch.Generator().manual_seed(ESTIMATE_SEED)
+    draw = torch.rand(count, n, generator=gen, dtype=torch.float64) * 2.0 - 1.0
+    return list(draw.to(device).unbind(0))
 
 
 class SplitLaplacian(NamedTuple):
@@ -75,6 +99,188 @@ class SplitLaplacian(NamedTuple):
         out = torch.diag(self.diag)
         src, dst = self.edge_index
         return out.index_put((dst, src), -self.weight, accumulate=True).view(n, n)
+
+    def _matvec(self, absolute: bool = False) -> Callable[[Tensor], Tensor]:
+        """``v -> L @ v`` (or ``|L| @ v``) in float64 from the edge list."""
+        src, dst = self.edge_index
+        weight = self.weight.detach().to(torch.float64)
+        diag = self.diag.detach().to(torch.float64)
+        if absolute:
+            weight, diag = weight.abs(), diag.abs()
+        else:
+            weight = -weight
+
+        def matvec(v: Tensor) -> Tensor:
+            return (diag * v).index_add_(0, dst, weight * v[src])
+
+        return matvec
+
+    def max_eigenvalue_upper_bound(
+        self, steps: int = 4, stop_below: float = 0.0
+    ) -> float:
+        r"""An upper bound of :math:`|\lambda|` for every eigenvalue of :math:`L`.
+
+        For every :math:`x > 0` (Collatz-Wielandt, with :math:`|L|` the
+        entrywise absolute value),
+
+        .. math::
+            |\lambda| \leq \rho(L) \leq \rho(|L|) \leq
+            \max_i \frac{(|L| x)_i}{x_i}.
+
+        :math:`x = \mathbf 1` gives Gershgorin's bound :math:`\max_i (|d_i| +
+        \sum_{j \neq i} |W_{ij}|)`, which can be twice :math:`\lambda_{\max}`
+        (the ``"reference"`` and ``"combinatorial"`` :math:`d_i` are row
+        sums). Each further step takes :math:`x \leftarrow |L| x` (one sparse
+        product), which tightens the bound toward :math:`\rho(|L|)`: on the
+        Cora LCC ``"reference"`` from 11.5 to 6.3 in one step
+        (:math:`\lambda_{\max} = 5.78`). Holds for any :math:`L`, symmetric
+        or not; it cannot refuse a step, but a step with :math:`\gamma` times
+        it below 2 needs no further check.
+
+        Args:
+            steps: Products with :math:`|L|` after Gershgorin's bound.
+            stop_below: Stop as soon as the bound is below this.
+
+        Returns:
+            The smallest bound found, rounded up by a relative
+            :math:`10^{-12}` (float64 rounding never puts it below
+            :math:`\rho(|L|)`).
+
+        Example:
+            >>> import torch
+            >>> path = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
+            >>> lap = split_laplacian(path, laplacian="combinatorial")
+            >>> round(lap.max_eigenvalue_upper_bound(steps=0), 6)  # Gershgorin
+            4.0
+            >>> round(lap.max_eigenvalue_upper_bound(steps=20), 3)  # lambda_max = 3
+            3.0
+        """
+        if self.num_nodes == 0:
+            return 0.0
+        matvec = self._matvec(absolute=True)
+        x = torch.ones_like(self.diag, dtype=torch.float64)
+        bound = float("inf")
+        for step in range(steps + 1):
+            y = matvec(x)
+            bound = min(bound, float((y / x).max()) * (1.0 + 1e-12))
+            if bound < stop_below or step == steps:
+                break
+            top = float(y.max())
+            if top == 0.0:  # L = 0
+                break
+            x = y / top + 1e-6  # positive, so the next ratio bounds rho too
+        return bound
+
+    def is_symmetric(self, rtol: float = 1e-8) -> bool:
+        r"""Whether :math:`W` is symmetric (up to ``rtol``), by a random probe.
+
+        Compares :math:`u^\top W v` with :math:`v^\top W u` for two fixed
+        pseudo-random vectors :math:`u, v`: equal for a symmetric :math:`W`
+        (up to rounding), and, for a non-symmetric one, equal only for
+        :math:`u, v` in a set of measure zero. One pass over the edges, no
+        sort. Undirected graphs give symmetric ``"reference"``, ``"sym"`` and
+        ``"combinatorial"`` Laplacians; ``"rw"`` is symmetric only on regular
+        graphs (but similar to ``"sym"``).
+
+        Args:
+            rtol: Tolerance relative to :math:`\sum_e |W_e u_i v_j|`.
+
+        Example:
+            >>> import torch
+            >>> path = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
+            >>> split_laplacian(path).is_symmetric()
+            True
+            >>> split_laplacian(path, laplacian="rw").is_symmetric()
+            False
+        """
+        if self.weight.numel() == 0:
+            return True
+        u, v = _probe_vectors(2, self.num_nodes, self.diag.device)
+        src, dst = self.edge_index
+        weight = self.weight.detach().to(torch.float64)
+        forward = weight * u[dst] * v[src]
+        backward = weight * v[dst] * u[src]
+        scale = float(forward.abs().sum())
+        return abs(float(forward.sum() - backward.sum())) <= rtol * scale
+
+    def max_eigenvalue_estimate(
+        self, max_steps: int = LANCZOS_STEPS, rtol: float = 1e-7
+    ) -> float:
+        r"""A lower estimate of :math:`\lambda_{\max}(L)` for symmetric :math:`L`.
+
+        At most ``max_steps`` Lanczos steps (one sparse product each, in
+        float64, without reorthogonalization) from a fixed pseudo-random start
+        vector, stopped once the largest Ritz value :math:`\theta` has
+        converged (residual :math:`\beta_k |s_k| \leq` ``rtol`` :math:`\theta`)
+        or the Krylov space is invariant. Ritz values lie in the spectrum, so
+
+        .. math::
+            \max\big(\theta, \max_i d_i\big) \leq \lambda_{\max}(L)
+
+        up to rounding (a relative :math:`10^{-12}` or so); the estimate is
+        exact when the Krylov space is exhausted (at most ``max_steps``
+        nodes) and within a few percent of :math:`\lambda_{\max}` otherwise
+        (closest on graphs with hubs, where the top of the spectrum is
+        isolated; slowest on long paths and grids). Deterministic: the start
+        vector comes from a private generator (:data:`ESTIMATE_SEED`), so the
+        global random state is untouched.
+
+        Args:
+            max_steps: Most Lanczos steps. (default: :data:`LANCZOS_STEPS`)
+            rtol: Relative residual at which the estimate has converged.
+
+        Raises:
+            ValueError: If :math:`L` is not symmetric (see
+                :meth:`is_symmetric`): its Ritz values then bound nothing.
+
+        Example:
+            >>> import torch
+            >>> path = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
+            >>> lap = split_laplacian(path, laplacian="combinatorial")
+            >>> round(lap.max_eigenvalue_estimate(), 6)  # exact: 3 nodes
+            3.0
+        """
+        if not isinstance(max_steps, int) or max_steps < 1:
+            raise ValueError(f"'max_steps' must be an integer >= 1, got {max_steps!r}")
+        n = self.num_nodes
+        if n == 0:
+            raise ValueError("The graph has no nodes")
+        if not self.is_symmetric():
+            raise ValueError(
+                "The Laplacian is not symmetric (a directed graph, or 'rw', which "
+                "has the eigenvalues of 'sym'): a Lanczos estimate bounds nothing"
+            )
+        diag_max = float(self.diag.detach().max())
+        (v,) = _probe_vectors(1, n, self.diag.device)
+        v = v / v.norm()
+        previous = torch.zeros_like(v)
+        alphas: list[float] = []
+        betas: list[float] = []
+        theta = diag_max
+        matvec = self._matvec()
+        for _ in range(min(max_steps, n)):
+            w = matvec(v)
+            alpha = float(w @ v)
+            w -= alpha * v
+            if betas:
+                w -= betas[-1] * previous
+            beta = float(w.norm())
+            alphas.append(alpha)
+            # torch's LAPACK, not NumPy's: its threads would then compete
+            # with torch's for the cores during the next products
+            off = torch.tensor(betas, dtype=torch.float64)
+            tridiagonal = (
+                torch.diag(torch.tensor(alphas, dtype=torch.float64))
+                + torch.diag(off, 1)
+                + torch.diag(off, -1)
+            )
+            ritz, vectors = torch.linalg.eigh(tridiagonal)
+            theta = max(theta, float(ritz[-1]))
+            if beta * abs(float(vectors[-1, -1])) <= rtol * max(abs(theta), 1e-300):
+                break
+            betas.append(beta)
+            previous, v = v, w / beta
+        return theta
 
     def euler_operator(
         self, step_size: float, scale: float = 1.0

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -11,6 +15,53 @@ from torch_geometric.utils import to_torch_csr_tensor
 
 #: The sparse layouts accepted as constant inputs.
 SPARSE_LAYOUTS = (torch.sparse_coo, torch.sparse_csr)
+
+#: PyTorch's sparse warnings, each issued once per process: ``"beta"`` when the
+#: first compressed (CSR/CSC) tensor is built, ``"invariants"`` when the first
+#: sparse tensor is built without an explicit ``check_invariants``.
+SPARSE_WARNINGS = {
+    "beta": "Sparse CSR tensor support is in beta state",
+    "invariants": "Sparse invariant checks are implicitly disabled",
+}
+
+#: The warnings of :data:`SPARSE_WARNINGS` already issued (and silenced).
+_ISSUED: set[str] = set()
+
+
+@contextlib.contextmanager
+def quiet_sparse_warnings(unchecked: bool = False) -> Iterator[None]:
+    """Silence PyTorch's sparse warnings about the library's own sparse tensors.
+
+    Wraps exactly a statement that builds a compressed sparse tensor, with
+    ``unchecked=True`` where it also builds one without an explicit
+    ``check_invariants`` (PyG's ``to_torch_csr_tensor``): the warnings of
+    :data:`SPARSE_WARNINGS` are ignored there and nowhere else, by message.
+    Both come once per process, so once such a statement has run, a later
+    block has nothing to silence and skips :func:`warnings.catch_warnings`
+    (which would reset Python's memory of the warnings already shown, on
+    every call of a training loop).
+
+    Args:
+        unchecked (bool, optional): The block builds a sparse tensor without
+            an explicit ``check_invariants``. (default: :obj:`False`)
+
+    Example:
+        >>> with quiet_sparse_warnings():
+        ...     x = torch.eye(2).to_sparse_csr()
+        >>> x.layout
+        torch.sparse_csr
+    """
+    kinds = ("beta", "invariants") if unchecked else ("beta",)
+    if _ISSUED.issuperset(kinds):
+        yield
+        return
+    with warnings.catch_warnings():
+        for message in SPARSE_WARNINGS.values():
+            warnings.filterwarnings(
+                "ignore", message=re.escape(message), category=UserWarning
+            )
+        yield
+    _ISSUED.update(kinds)
 
 
 def is_sparse(x: Tensor) -> bool:
@@ -32,7 +83,8 @@ class _SparseMatmul(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor]:
-        x_t = ctx.x.t().to_sparse_csr()
+        with quiet_sparse_warnings():
+            x_t = ctx.x.t().to_sparse_csr()
         return None, torch.sparse.mm(x_t, grad.contiguous())
 
 
@@ -52,7 +104,8 @@ def sparse_matmul(x: Tensor, weight: Tensor) -> Tensor:
         6.0
     """
     if x.layout == torch.sparse_coo:
-        x = x.to_sparse_csr()
+        with quiet_sparse_warnings():
+            x = x.to_sparse_csr()
     return _SparseMatmul.apply(x, weight)
 
 
@@ -89,16 +142,22 @@ def sparse_dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     if not is_sparse(x):
         return F.dropout(x, p, True)
     if x.layout == torch.sparse_csr:
-        return torch.sparse_csr_tensor(
-            x.crow_indices(),
-            x.col_indices(),
-            F.dropout(x.values(), p, True),
-            x.shape,
-            check_invariants=False,
-        )
+        values = F.dropout(x.values(), p, True)
+        with quiet_sparse_warnings():
+            return torch.sparse_csr_tensor(
+                x.crow_indices(),
+                x.col_indices(),
+                values,
+                x.shape,
+                check_invariants=False,
+            )
     x = x.coalesce()
     return torch.sparse_coo_tensor(
-        x.indices(), F.dropout(x.values(), p, True), x.shape, is_coalesced=True
+        x.indices(),
+        F.dropout(x.values(), p, True),
+        x.shape,
+        is_coalesced=True,
+        check_invariants=False,
     )
 
 
@@ -134,14 +193,16 @@ def csr_with_transpose(
                 [0., 0., 0.]])
     """
     size = (num_nodes, num_nodes)
-    adj = to_torch_csr_tensor(torch.stack([row, col]), value, size=size)
+    with quiet_sparse_warnings(unchecked=True):
+        adj = to_torch_csr_tensor(torch.stack([row, col]), value, size=size)
     crow, col_sorted, values = adj.crow_indices(), adj.col_indices(), adj.values()
     arange = torch.arange(num_nodes, device=crow.device)
     rows = torch.repeat_interleave(arange, crow.diff())
     perm = torch.argsort(col_sorted, stable=True)
     counts = torch.bincount(col_sorted, minlength=num_nodes)
     crow_t = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
-    adj_t = torch.sparse_csr_tensor(
-        crow_t, rows[perm], values[perm], size, check_invariants=False
-    )
+    with quiet_sparse_warnings():
+        adj_t = torch.sparse_csr_tensor(
+            crow_t, rows[perm], values[perm], size, check_invariants=False
+        )
     return adj, adj_t

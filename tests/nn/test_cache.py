@@ -22,6 +22,31 @@ def test_keyed_on_identity_version_and_extra():
     assert len(cache) == 1  # the same objects replace their entry
 
 
+def test_writes_around_the_version_counter_are_seen():
+    cache = GraphCache()
+    a = torch.tensor([[0, 1, 2], [1, 2, 0]])
+    cache.store((a,), (), "first")
+    version = a._version
+    a.numpy()[1] = [2, 2, 1]  # NumPy shares the memory: no version change
+    assert a._version == version
+    assert cache.lookup((a,), ()) is None
+    cache.store((a,), (), "second")
+    a.data = torch.tensor([[0, 1, 2], [2, 0, 1]])  # same contents, new memory
+    assert cache.lookup((a,), ()) is None
+    cache.store((a,), (), "third")
+    assert cache.lookup((a,), ()) == "third"  # untouched: a hit
+    # sparse tensors: their index and value tensors are checked the same way
+    adj = torch.eye(3).to_sparse_csr()
+    cache.store((adj,), (), "csr")
+    adj.values().numpy()[0] = 2.0
+    assert cache.lookup((adj,), ()) is None
+    coo = torch.eye(3).to_sparse().coalesce()
+    cache.store((coo,), (), "coo")
+    assert cache.lookup((coo,), ()) == "coo"
+    coo._indices().numpy()[1, 0] = 2
+    assert cache.lookup((coo,), ()) is None
+
+
 def test_least_recently_used_and_dead_entries_are_dropped():
     cache = GraphCache(max_entries=2)
     graphs = [torch.arange(4).view(2, 2) + i for i in range(3)]

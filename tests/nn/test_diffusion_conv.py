@@ -109,7 +109,11 @@ def test_conv_all_layouts_match_dense(laplacian, add_self_loops):
     x = torch.randn(n, 5, dtype=torch.float64)
     lap = dense_laplacian(edge_index, weight, n, laplacian, add_self_loops)
     expected = euler_power(lap, x, 0.3, 3)
-    conv = DiffusionConv(0.3, 3, laplacian, add_self_loops=add_self_loops)
+    # the formulas, not the dynamics: 0.3 is an unstable step for the weighted
+    # combinatorial Laplacian of this graph (lambda_max = 7.6)
+    conv = DiffusionConv(
+        0.3, 3, laplacian, add_self_loops=add_self_loops, check_stability=False
+    )
     for name, (graph, w) in layouts(edge_index, weight, n).items():
         out = conv(x, graph, w)
         torch.testing.assert_close(out, expected, msg=f"layout {name}")
@@ -303,6 +307,53 @@ def test_cache_is_keyed_on_the_graph(monkeypatch):
     conv(x, adj)
     adj.values().mul_(0.5)
     torch.testing.assert_close(conv(x, adj), dense(weight * 0.5))
+    assert len(calls) == 9
+
+
+def test_cached_layer_given_another_graph_is_never_stale(monkeypatch):
+    calls = count_laplacians(monkeypatch)
+    n = 12
+    x = torch.randn(n, 3, dtype=torch.float64)
+    edge_index, weight, _ = random_graph(n=n, seed=30)
+    other_index, other_weight, _ = random_graph(n=n, seed=31)
+    assert other_index.shape != edge_index.shape
+
+    def fresh(index, w=None):  # independent of the layer (and not counted)
+        lap = dense_laplacian(index, w, n, "reference", True)
+        return euler_power(lap, x, 0.2, 3)
+
+    conv = DiffusionConv(0.2, 3, cached=True)
+    first = conv(x, edge_index, weight)
+    # the same tensors again: served from the cache, not normalized again
+    for _ in range(3):
+        torch.testing.assert_close(conv(x, edge_index, weight), first)
+    assert len(calls) == 1
+    # a new edge_index of the same number of nodes: normalized afresh
+    torch.testing.assert_close(conv(x, other_index), fresh(other_index))
+    assert len(calls) == 2
+    # the same tensor object modified in place (version counter) ...
+    index = edge_index.clone()
+    torch.testing.assert_close(conv(x, index), fresh(index))
+    index[1, :4] = index[1, :4].flip(0)
+    torch.testing.assert_close(conv(x, index), fresh(index))
+    assert len(calls) == 4
+    # ... or written around it: .data, NumPy sharing the memory
+    index.data = other_index.clone()
+    torch.testing.assert_close(conv(x, index), fresh(other_index))
+    shared = edge_index.clone()
+    conv(x, shared, weight)
+    shared.numpy()[1, :5] = 11 - shared.numpy()[1, :5]
+    torch.testing.assert_close(conv(x, shared, weight), fresh(shared, weight))
+    assert len(calls) == 7
+    conv(x, shared, weight)  # unchanged since: a cache hit again
+    assert len(calls) == 7
+    # the weights too
+    scaled = weight.clone()
+    conv(x, edge_index, scaled)
+    scaled.numpy()[:] *= 3.0
+    torch.testing.assert_close(
+        conv(x, edge_index, scaled), fresh(edge_index, weight * 3.0)
+    )
     assert len(calls) == 9
 
 

@@ -41,3 +41,20 @@ def test_authors_step_is_stable_and_large_step_rejected(data_cache):
     DiffusionConv(0.25, 2)(x, data.edge_index)
     with pytest.raises(ValueError, match="unstable"):
         DiffusionConv(0.35, 2)(x, data.edge_index)
+
+
+@pytest.mark.parametrize("name, lam", [("cora", 5.78), ("citeseer", 4.21)])
+def test_bounds_of_lambda_max(data_cache, name, lam):
+    data = load_dataset(name, data_cache)
+    lap = split_laplacian(data.edge_index, num_nodes=data.num_nodes)
+    assert lap.max_eigenvalue_estimate() == pytest.approx(lam, abs=0.005)
+    assert lam - 0.005 <= lap.max_eigenvalue_upper_bound() < 1.15 * lam
+
+
+def test_step_between_the_diagonal_and_lambda_max_is_rejected(data_cache):
+    # max diagonal 5.748 < lambda_max 5.780: 0.3475 * 5.748 < 2 < 0.3475 * 5.780
+    data = load_dataset("cora", data_cache)
+    x = torch.randn(data.num_nodes, 4)
+    with pytest.raises(ValueError, match=r"lambda_max >= 5\.7"):
+        DiffusionConv(0.3475, 2)(x, data.edge_index)
+    DiffusionConv(0.345, 2)(x, data.edge_index)

@@ -26,7 +26,7 @@ from torch_geometric.nn.resolver import activation_resolver
 from diffresnet_pyg.nn.cache import GraphCache
 from diffresnet_pyg.nn.conv.diffusion_conv import DiffusionConv
 from diffresnet_pyg.nn.models.diff_resnet import DiffResNet
-from diffresnet_pyg.nn.sparse import is_sparse, sparse_matmul
+from diffresnet_pyg.nn.sparse import is_sparse, quiet_sparse_warnings, sparse_matmul
 
 __all__ = [
     "BatchedDiffResNet",
@@ -91,7 +91,10 @@ def _dropped_member_rows(
     x: Tensor, num_members: int, p: float, cache: GraphCache
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``(crow, col, values)`` of :func:`member_rows` with dropped values."""
-    x_csr = x if x.layout == torch.sparse_csr else x.to_sparse_csr()
+    x_csr = x
+    if x.layout != torch.sparse_csr:
+        with quiet_sparse_warnings():
+            x_csr = x.to_sparse_csr()
     crow, col, perm = cache.get(
         (x,), (num_members, x.device), lambda: member_rows(x_csr, num_members)
     )
@@ -140,13 +143,14 @@ def input_linear(
         expanded = x.unsqueeze(1).expand(-1, num_members, -1)
         return stacked_linear(F.dropout(expanded, p, True), weight, bias)
     crow, col, values = _dropped_member_rows(x, num_members, p, cache)
-    big = torch.sparse_csr_tensor(
-        crow,
-        col,
-        values,
-        (x.size(0) * num_members, num_members * num_features),
-        check_invariants=False,
-    )
+    with quiet_sparse_warnings():
+        big = torch.sparse_csr_tensor(
+            crow,
+            col,
+            values,
+            (x.size(0) * num_members, num_members * num_features),
+            check_invariants=False,
+        )
     out = sparse_matmul(big, weight.reshape(num_members * num_features, k))
     out = out.view(-1, num_members, k)
     return out if bias is None else out + bias
@@ -170,13 +174,14 @@ def member_input_dropout(
     if not is_sparse(x):
         return F.dropout(x.unsqueeze(1).expand(-1, num_members, -1), p, True)
     crow, col, values = _dropped_member_rows(x, num_members, p, cache)
-    rows = torch.sparse_csr_tensor(
-        crow,
-        col % num_features,
-        values,
-        (n * num_members, num_features),
-        check_invariants=False,
-    )
+    with quiet_sparse_warnings():
+        rows = torch.sparse_csr_tensor(
+            crow,
+            col % num_features,
+            values,
+            (n * num_members, num_features),
+            check_invariants=False,
+        )
     return rows.to_dense().view(n, num_members, num_features)
 
 

@@ -25,7 +25,7 @@ from torch_geometric.utils import add_remaining_self_loops, scatter, softmax
 from torchdiffeq import odeint
 
 from diffresnet_pyg.nn.models.diff_resnet import linear
-from diffresnet_pyg.nn.sparse import is_sparse
+from diffresnet_pyg.nn.sparse import is_sparse, quiet_sparse_warnings
 
 #: :mod:`torchdiffeq` solvers with adaptive step size (``rtol``/``atol`` apply).
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
@@ -586,9 +586,14 @@ def _input_dropout(x: Tensor, p: float, training: bool) -> Tensor:
         return F.dropout(x, p, True)
     if x.layout == torch.sparse_csr:
         values = F.dropout(x.values(), p, True)
-        return torch.sparse_csr_tensor(
-            x.crow_indices(), x.col_indices(), values, x.shape, check_invariants=False
-        )
+        with quiet_sparse_warnings():
+            return torch.sparse_csr_tensor(
+                x.crow_indices(),
+                x.col_indices(),
+                values,
+                x.shape,
+                check_invariants=False,
+            )
     x = x.coalesce()
     values = F.dropout(x.values(), p, True)
     return torch.sparse_coo_tensor(
