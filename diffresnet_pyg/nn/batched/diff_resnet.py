@@ -37,10 +37,17 @@ __all__ = [
 ]
 
 #: Members whose hidden activations take at least this many bytes are computed
-#: one after another: their cost is per-member memory traffic either way, and
-#: tensors of ``B`` such blocks would be mapped afresh (page faults) and copied
-#: between layouts on every layer.
+#: one after another on the devices of :data:`MEMBER_LOOP_DEVICES`: their cost
+#: is per-member memory traffic either way, and tensors of ``B`` such blocks
+#: would be mapped afresh (page faults) and copied between layouts on every
+#: layer.
 MEMBER_LOOP_BYTES = 8 * 2**20
+
+#: Device types on which :data:`MEMBER_LOOP_BYTES` applies. A GPU's caching
+#: allocator reuses its blocks and its bandwidth makes the layout copies cheap,
+#: so there all members are always computed at once: a few wide kernels per
+#: layer instead of a few narrow ones per member.
+MEMBER_LOOP_DEVICES: tuple[str, ...] = ("cpu",)
 
 
 def shared_input_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -217,6 +224,32 @@ class BatchedDiffResNet(Module):
     same draw, in the same order, as the unbatched model's, so a batched run
     of one member repeats the unbatched run under the same seed.
 
+    The model runs on the device of its parameters, which must be that of the
+    input and the graph (``model.to(device)``; sparse COO/CSR inputs and the
+    CSR diffusion operators work on CUDA through cuSPARSE). What is
+    guaranteed across devices:
+
+    * without dropout (evaluation mode, or all dropout probabilities 0) the
+      outputs and gradients on any device equal the CPU ones up to floating
+      point rounding;
+    * with dropout, masks are drawn on the activations' device and are a
+      function of the seed on each device, not across devices: the diffusion
+      masks come from a per-step seed drawn from the global CPU generator
+      (:func:`~diffresnet_pyg.nn.dropout.draw_mask_seed`), but that seed
+      drives NumPy's SFC64 on the CPU and torch's generator of the device
+      elsewhere; the other dropouts use the device's default generator (on
+      CUDA, seeded by :func:`torch.manual_seed` too). A run on one device
+      therefore repeats under the same seed (and a batched run of one member
+      repeats the unbatched run on that device), but its masks differ from
+      the CPU run's. Drawing them on the CPU and copying them over would keep
+      the CPU masks at the cost of a host-to-device copy of every mask, as
+      large as the activations, per step.
+
+    On the CPU, members whose hidden activations are large
+    (:data:`MEMBER_LOOP_BYTES`) run one after another, so the draws of a
+    member differ between that path and the stacked one; other devices
+    always run the stacked path (:data:`MEMBER_LOOP_DEVICES`).
+
     Build it with :meth:`from_modules` from members created (and seeded) one
     by one, so each member starts from the unbatched initialization.
     Replacing every parameter ``p`` by ``Parameter(p[index])`` keeps a valid
@@ -305,7 +338,10 @@ class BatchedDiffResNet(Module):
         return self.lin_out_weight.size(0)
 
     def unstack(self, index: int) -> DiffResNet:
-        """Member ``index`` as an unbatched :class:`DiffResNet` (a copy)."""
+        """Member ``index`` as an unbatched :class:`DiffResNet` (a copy).
+
+        The copy has the device and dtype of the stacked parameters.
+        """
         if not -self.num_members <= index < self.num_members:
             raise IndexError(
                 f"member {index} out of range for {self.num_members} members"
@@ -341,7 +377,8 @@ class BatchedDiffResNet(Module):
                     lin.bias.copy_(self.block_biases[k * self.block_layers + j][index])
             model.lin_out.weight.copy_(self.lin_out_weight[index].t())
             model.lin_out.bias.copy_(self.lin_out_bias[index])
-        return model.train(self.training)
+        ref = self.lin_out_weight
+        return model.to(device=ref.device, dtype=ref.dtype).train(self.training)
 
     def reset_cache(self) -> None:
         """Clear the cached diffusion operators and input structure."""
@@ -412,6 +449,13 @@ class BatchedDiffResNet(Module):
         ]
         return torch.stack(outs, dim=1)
 
+    def _loops_members(self, x: Tensor) -> bool:
+        """Whether a forward on ``x`` computes the members one after another."""
+        if x.device.type not in MEMBER_LOOP_DEVICES:
+            return False
+        width = x.size(0) * self.hidden_channels * self.lin_out_weight.element_size()
+        return width >= MEMBER_LOOP_BYTES
+
     def forward(self, x: Tensor, edge_index: Any) -> Tensor:
         """Return the ``[num_nodes, num_members, out_channels]`` outputs."""
         if x.dim() != 2 or x.size(1) != self.in_channels:
@@ -419,8 +463,7 @@ class BatchedDiffResNet(Module):
                 f"'x' must have shape [num_nodes, {self.in_channels}], got "
                 f"{tuple(x.shape)}"
             )
-        width = x.size(0) * self.hidden_channels * self.lin_out_weight.element_size()
-        if width >= MEMBER_LOOP_BYTES:
+        if self._loops_members(x):
             return self._forward_members(x, edge_index)
         shared = True
         p = self.input_dropout
