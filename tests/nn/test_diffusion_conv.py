@@ -685,3 +685,88 @@ def test_max_eigenvalue_matches_dense(n, laplacian):
         ).real.max()
     got = laplacian_max_eigenvalue(edge_index, weight, n, laplacian)
     assert got == pytest.approx(float(expected), rel=1e-6)
+
+
+def fused_conv(panel_width, **kwargs):
+    conv = DiffusionConv(0.3, 5, **kwargs).train()
+    conv.panel_width = panel_width
+    return conv
+
+
+@pytest.mark.parametrize("p", [0.0, 0.25, 0.3])  # none; byte masks; torch.rand
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_panel_path_equals_step_by_step_path_bitwise(p, dtype):
+    """Same seed state: same masks, bit for bit the same output and gradient."""
+    edge_index, weight, n = random_graph(seed=12)
+    x = torch.randn(n, 23, dtype=dtype)  # panels of 4 or 3 columns
+    seed_grad = torch.randn(n, 23, dtype=dtype)
+    results = []
+    for width in (0, 4, 7, 1):
+        conv = fused_conv(width, dropout=p)
+        torch.manual_seed(3)
+        x_in = x.clone().requires_grad_()
+        out = conv(x_in, edge_index, weight.to(dtype))
+        out.backward(seed_grad)
+        results.append((out.detach(), x_in.grad))
+    for out, grad in results[1:]:
+        assert torch.equal(out, results[0][0])
+        assert torch.equal(grad, results[0][1])
+
+
+@pytest.mark.parametrize("p", [0.0, 0.25])
+def test_panel_path_matches_dense_autograd(p):
+    edge_index, weight, n = random_graph(seed=13)
+    x = torch.randn(n, 10, dtype=torch.float64)
+    seed_grad = torch.randn(n, 10, dtype=torch.float64)
+    lap = dense_laplacian(edge_index, weight, n, "reference", True)
+    m = torch.eye(n, dtype=torch.float64) - 0.3 * lap
+    torch.manual_seed(5)
+    expected_in = x.clone().requires_grad_()
+    expected = expected_in
+    for _ in range(5):
+        if p > 0:
+            expected = expected * keep_mask(x.shape, p).to(x.dtype) / (1 - p)
+        expected = m @ expected
+    expected.backward(seed_grad)
+    torch.manual_seed(5)
+    x_in = x.clone().requires_grad_()
+    out = fused_conv(3, dropout=p)(x_in, edge_index, weight)
+    out.backward(seed_grad)
+    torch.testing.assert_close(out, expected.detach())
+    torch.testing.assert_close(x_in.grad, expected_in.grad)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.25])
+def test_gradcheck_panel_path(p):
+    edge_index, weight, n = random_graph(seed=14)
+    conv = fused_conv(2, dropout=p)
+    x = torch.randn(n, 5, dtype=torch.float64, requires_grad=True)
+
+    def fn(x):
+        torch.manual_seed(9)  # the same masks in every evaluation
+        return conv(x, edge_index, weight)
+
+    assert torch.autograd.gradcheck(fn, (x,))
+
+
+def test_panel_path_only_where_it_applies(monkeypatch):
+    calls = []
+    original = conv_module._panel_steps
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(conv_module, "_panel_steps", counting)
+    edge_index, weight, n = random_graph(seed=15)
+    x = torch.randn(n, 8, requires_grad=True)
+    weight = weight.float()
+    fused_conv(4, dropout=0.25)(x, edge_index, weight).sum().backward()
+    assert len(calls) == 2  # forward and backward
+    calls.clear()
+    fused_conv(4, dropout=0.25, recompute_masks=True)(x, edge_index, weight)
+    fused_conv(5, dropout=0.25)(x, edge_index, weight)  # a single panel
+    fused_conv(0, dropout=0.25)(x, edge_index, weight)  # turned off
+    DiffusionConv(0.3, 1).train()(x, edge_index, weight)  # a single step
+    assert not calls
+    assert DiffusionConv(0.3).panel_width == conv_module.PANEL_WIDTH
