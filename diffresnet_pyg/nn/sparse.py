@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.utils import to_torch_csr_tensor
 
+from diffresnet_pyg.nn.cache import GraphCache
+
 #: The sparse layouts accepted as constant inputs.
 SPARSE_LAYOUTS = (torch.sparse_coo, torch.sparse_csr)
 
@@ -69,44 +71,106 @@ def is_sparse(x: Tensor) -> bool:
     return x.layout in SPARSE_LAYOUTS
 
 
-class _SparseMatmul(torch.autograd.Function):
-    """``x @ weight`` for a constant sparse CSR ``x``.
+#: Transposes :math:`X^T` (coalesced COO) of the sparse inputs of
+#: :func:`sparse_matmul`, keyed on the input tensor: features are constant
+#: across epochs, so each backward reuses the one built by the first.
+_TRANSPOSES = GraphCache(max_entries=4)
 
-    The weight gradient is one sparse-dense product with ``x.T`` (CSR) instead
-    of a dense one.
+
+def _transpose_coo(x: Tensor) -> Tensor:
+    """``x.T`` of a CSR ``x`` as a coalesced COO tensor (entries sorted by row)."""
+    crow, col = x.crow_indices(), x.col_indices()
+    rows = torch.repeat_interleave(
+        torch.arange(x.size(0), device=x.device, dtype=crow.dtype), crow.diff()
+    )
+    # A stable sort on the columns keeps the rows sorted within each column.
+    perm = torch.argsort(col, stable=True)
+    index = torch.stack([col[perm], rows[perm]]).long()
+    size = (x.size(1), x.size(0))
+    return torch.sparse_coo_tensor(
+        index, x.values()[perm], size, is_coalesced=True, check_invariants=False
+    )
+
+
+def sparse_transpose(x: Tensor) -> Tensor:
+    r""":math:`X^T` of a sparse CSR ``x`` for weight gradients, cached on ``x``.
+
+    Returned as a coalesced COO tensor: PyTorch's CPU kernel for COO-dense
+    products is about twice as fast as its CSR one (MKL) for
+    :math:`X^T G` with bag-of-words :math:`X` (``benchmarks/sparse_first_layer.py``).
+    Built once per input tensor (a transposition and a sort of the stored
+    entries) and cached until ``x`` dies or changes (see
+    :class:`~diffresnet_pyg.nn.cache.GraphCache`).
+
+    Args:
+        x (torch.Tensor): Sparse CSR ``[N, F]`` matrix.
+
+    Returns:
+        torch.Tensor: Coalesced COO ``[F, N]`` matrix with ``x``'s values.
     """
+    return _TRANSPOSES.get(
+        (x,), (x.dtype, x.device, tuple(x.shape)), lambda: _transpose_coo(x)
+    )
+
+
+class _SparseAddmm(torch.autograd.Function):
+    """``bias + x @ weight`` for a constant sparse CSR ``x`` (see sparse_matmul)."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, weight: Tensor) -> Tensor:
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         ctx.x = x
-        return torch.sparse.mm(x, weight)
+        ctx.has_bias = bias is not None
+        if bias is None:
+            return torch.sparse.mm(x, weight)
+        return torch.addmm(bias, x, weight)
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor]:
-        with quiet_sparse_warnings():
-            x_t = ctx.x.t().to_sparse_csr()
-        return None, torch.sparse.mm(x_t, grad.contiguous())
+    def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor | None, Tensor | None]:
+        grad_weight = grad_bias = None
+        if ctx.needs_input_grad[1]:
+            grad_weight = torch.sparse.mm(sparse_transpose(ctx.x), grad.contiguous())
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = grad.sum(0)
+        return None, grad_weight, grad_bias
 
 
-def sparse_matmul(x: Tensor, weight: Tensor) -> Tensor:
-    r"""``x @ weight`` for a constant sparse (COO/CSR) ``x`` and dense ``weight``.
+def sparse_matmul(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    r"""``x @ weight + bias`` for a constant sparse (COO/CSR) ``x``.
 
-    Costs :math:`O(\mathrm{nnz}(x) \cdot F_{out})` forward and backward instead
-    of :math:`O(N F_{in} F_{out})`. Gradients flow to ``weight`` only.
+    For the first linear layer of a model with sparse input features
+    :math:`\mathbf{X} \in \mathbb{R}^{N \times F_{in}}` (pass
+    ``lin.weight.t()`` as ``weight``):
+
+    .. math::
+        \mathbf{Y} = \mathbf{X} \mathbf{W} + \mathbf{b}, \qquad
+        \frac{\partial \mathcal{L}}{\partial \mathbf{W}}
+            = \mathbf{X}^T \mathbf{G}, \qquad
+        \frac{\partial \mathcal{L}}{\partial \mathbf{b}}
+            = \mathbf{1}^T \mathbf{G}
+
+    with :math:`\mathbf{G} = \partial \mathcal{L} / \partial \mathbf{Y}`.
+    Both products are sparse-dense (CSR :math:`\mathbf{X}` forward, the
+    cached COO :math:`\mathbf{X}^T` of :func:`sparse_transpose` backward), so
+    each costs :math:`O(\mathrm{nnz}(\mathbf{X}) \cdot F_{out})` instead of
+    :math:`O(N F_{in} F_{out})`, and :math:`\mathbf{X}` is never densified.
+    Gradients flow to ``weight`` and ``bias`` only (``x`` is a constant).
 
     Args:
         x (torch.Tensor): Sparse ``[N, F_in]`` matrix.
         weight (torch.Tensor): Dense ``[F_in, F_out]`` matrix.
+        bias (torch.Tensor, optional): ``[F_out]``. (default: :obj:`None`)
 
     Example:
         >>> x = torch.eye(3).to_sparse_csr()
         >>> sparse_matmul(x, torch.ones(3, 2)).sum().item()
         6.0
+        >>> sparse_matmul(x, torch.ones(3, 2), torch.ones(2)).sum().item()
+        12.0
     """
     if x.layout == torch.sparse_coo:
         with quiet_sparse_warnings():
             x = x.to_sparse_csr()
-    return _SparseMatmul.apply(x, weight)
+    return _SparseAddmm.apply(x, weight, bias)
 
 
 def sparse_dropout(x: Tensor, p: float, training: bool = True) -> Tensor:

@@ -18,17 +18,19 @@ def linear(x: Tensor, lin: Linear) -> Tensor:
 
     Sparse input (e.g. bag-of-words features, ``data.x.to_sparse_csr()``) costs
     :math:`O(\mathrm{nnz}(x) \cdot F_{out})` forward and backward instead of
-    :math:`O(N F_{in} F_{out})`. Gradients flow to the layer's parameters,
-    not to a sparse ``x``.
+    :math:`O(N F_{in} F_{out})`: :math:`y = x W^T + b` and the weight gradient
+    :math:`G^T x` are sparse-dense products
+    (:func:`~diffresnet_pyg.nn.sparse.sparse_matmul`). Gradients flow to the
+    layer's parameters, not to a sparse ``x``.
     """
     if not is_sparse(x):
         return lin(x)
-    out = sparse_matmul(x, lin.weight.t())
-    return out if lin.bias is None else out + lin.bias
+    return sparse_matmul(x, lin.weight.t(), lin.bias)
 
 
 def _add_residual(out: Tensor, x: Tensor) -> Tensor:
-    return out + (x.to_dense() if is_sparse(x) else x)
+    """``out + x``; a sparse ``x`` is added to ``out`` without a dense copy."""
+    return out + x
 
 
 class ResidualBlock(Module):
