@@ -404,6 +404,9 @@ def test_ctrl_c_says_what_is_saved_and_how_to_resume(tmp_path, executor):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell's background jobs start with SIGINT ignored, and children
+        # inherit that: give the command the default a terminal gives it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     runs = tmp_path / "out" / "runs.jsonl"
     deadline = time.monotonic() + 240
