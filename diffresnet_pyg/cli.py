@@ -4,6 +4,7 @@ Usage::
 
     diffresnet-pyg run CONFIG [KEY=VALUE ...]      # every (split, init) run
     diffresnet-pyg sweep CONFIG [KEY=VALUE ...]    # every point of a sweep
+    diffresnet-pyg run CONFIG --dry-run            # the plan and its wall time
     diffresnet-pyg tune CONFIG SPACE [KEY=VALUE ...] [-o DIR]  # search on val
     diffresnet-pyg fewshot CONFIG [KEY=VALUE ...]  # few-shot methods on episodes
     diffresnet-pyg report RESULTS_DIR              # summaries, tables, plots
@@ -81,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(
             "overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides"
         )
+        if name in ("run", "sweep"):
+            p.add_argument(
+                "--dry-run",
+                action="store_true",
+                help="check everything, time a short probe, print the plan and "
+                "the estimated wall time; write nothing",
+            )
     text = "search hyperparameters on validation accuracy (Optuna; resumes)"
     p = sub.add_parser(
         "tune",
@@ -195,6 +203,11 @@ def _experiment(args: argparse.Namespace, progress: Progress) -> int:
                 f"{args.config} has a 'sweep' section; use "
                 f"'diffresnet-pyg sweep {args.config}'"
             )
+        if args.dry_run:
+            from diffresnet_pyg.experiments.runner import format_plan, plan_experiment
+
+            print(format_plan(plan_experiment(config)))
+            return 0
         from diffresnet_pyg.experiments.report.formatting import format_over_runs
 
         summary = run_experiment(config, progress=progress)
@@ -203,6 +216,11 @@ def _experiment(args: argparse.Namespace, progress: Progress) -> int:
         return 0
     if config.sweep is None:
         raise ConfigError(f"{args.config} has no 'sweep' section")
+    if args.dry_run:
+        from diffresnet_pyg.experiments.runner import format_plans, plan_sweep
+
+        print(format_plans(plan_sweep(config)))
+        return 0
     for path in run_sweep(config, progress=progress):
         print(path)
     return 0
@@ -294,9 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if (
         extra
-        and args.command == "tune"
+        and args.command in ("tune", "run", "sweep")
         and all("=" in item and not item.startswith("-") for item in extra)
-    ):  # overrides after -o DIR, which argparse does not join to the others
+    ):  # overrides after -o DIR or --dry-run, which argparse does not join
         args.overrides = [*args.overrides, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

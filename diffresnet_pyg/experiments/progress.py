@@ -17,7 +17,15 @@ and nothing with ``-q``).
 
 The time left (ETA) is the mean wall time per item finished in this process
 times the items left (:class:`Eta`), so items resumed from an earlier process
-do not count, and items finished together (a batch of runs) are fine.
+do not count, and items finished together (a batch of runs) are fine. With
+:math:`W` workers training side by side, the first :math:`W` items are taken
+to have run in parallel (until :math:`k < W` are finished after :math:`t`
+seconds, an item costs :math:`t / W`, not :math:`t / k`).
+
+:class:`RunProgress` also logs, once, the projected wall time of all the runs
+this process trains, as soon as the first wave of chunks (one per worker) has
+finished: ``projected wall time for N runs: hh:mm:ss (from K finished runs, W
+workers)``. It is an INFO line in both the ``"bar"`` and the ``"log"`` modes.
 """
 
 from __future__ import annotations
@@ -85,7 +93,17 @@ def format_duration(seconds: float) -> str:
 
 
 class Eta:
-    """The time left from the mean wall time per item finished here.
+    r"""The time left from the mean wall time per item finished here.
+
+    With :math:`k` items finished here after :math:`t` seconds and :math:`L`
+    left, the time left is
+
+    .. math::
+        \frac{t}{\max(k, \min(W, k + L))} \, L,
+
+    where :math:`W` (``parallel``) is the number of items trained at once:
+    while fewer than :math:`W` are finished, the others are taken to be as far
+    along (so one finished item of two workers does not double the estimate).
 
     Args:
         total (int): Items in all.
@@ -94,6 +112,8 @@ class Eta:
             (default: :obj:`0`)
         clock (callable, optional): Seconds, monotonic.
             (default: :func:`time.monotonic`)
+        parallel (int, optional): Items trained at once (workers).
+            (default: :obj:`1`)
 
     Example:
         >>> ticks = iter([0.0, 30.0])
@@ -101,17 +121,34 @@ class Eta:
         >>> eta.add(2)
         >>> eta.done, eta.left, eta.text()
         (3, 2, 'ETA 00:00:30')
+        >>> ticks = iter([0.0, 10.0])
+        >>> eta = Eta(total=10, clock=lambda: next(ticks), parallel=2)
+        >>> eta.add()
+        >>> eta.text()
+        'ETA 00:00:45'
     """
 
     def __init__(
-        self, total: int, done: int = 0, clock: Callable[[], float] = time.monotonic
+        self,
+        total: int,
+        done: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+        parallel: int = 1,
     ) -> None:
+        if parallel < 1:
+            raise ValueError(f"parallel must be >= 1, got {parallel!r}")
         self.total = int(total)
         self.done = int(done)
+        self.parallel = int(parallel)
         self._clock = clock
         self._here = 0
         self._start = clock()
         self._last = self._start
+
+    @property
+    def here(self) -> int:
+        """Items finished in this process (resumed ones not counted)."""
+        return self._here
 
     @property
     def left(self) -> int:
@@ -136,7 +173,8 @@ class Eta:
         """
         if self._here == 0:
             return None
-        return self.elapsed / self._here * self.left
+        counted = max(self._here, min(self.parallel, self._here + self.left))
+        return self.elapsed / counted * self.left
 
     def text(self) -> str:
         """``"ETA hh:mm:ss"``; ``"done in hh:mm:ss"`` once nothing is left."""
@@ -164,7 +202,7 @@ def _keys_text(keys: Sequence[tuple[int, int]]) -> str:
 
 
 class RunProgress:
-    """Progress of the runs of one or more results folders.
+    r"""Progress of the runs of one or more results folders.
 
     ``"bar"``: a bar over the runs (with tqdm's ETA) and, while a chunk trains
     in this process, a bar over its epochs with no total (epochs done and
@@ -174,6 +212,13 @@ class RunProgress:
     ``run k/n (split s, init i): test acc .. %, val .. %, E epochs, t s; ETA
     hh:mm:ss``, and during long chunks at most one line per ``interval``
     seconds, ``split s, init i: epoch e: val acc .. %, best .. % at epoch ..``.
+
+    Both modes log one INFO line once the first wave of chunks has finished
+    (:math:`\min(W B, P)` runs, :math:`W` workers, :math:`B` runs per chunk,
+    :math:`P` runs pending) while runs are left: ``projected wall time for P
+    runs: hh:mm:ss (from K finished runs, W workers)``, the elapsed time plus
+    the ETA (:class:`Eta` with :math:`W B` runs in flight). In ``"bar"`` mode
+    the bars are cleared for the line and redrawn after it.
 
     Args:
         progress (Progress): The mode (see :func:`progress_mode`).
@@ -186,6 +231,10 @@ class RunProgress:
         clock (callable, optional): Seconds, monotonic.
             (default: :func:`time.monotonic`)
         file (file, optional): The bars' stream. (default: stderr)
+        workers (int, optional): Chunks trained at once; :obj:`None`: not
+            known here (a Ray cluster schedules them), counted as one.
+            (default: :obj:`1`)
+        batch (int, optional): Runs per chunk. (default: :obj:`1`)
     """
 
     def __init__(
@@ -199,9 +248,16 @@ class RunProgress:
         interval: float = DEFAULT_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
         file: IO[str] | None = None,
+        workers: int | None = 1,
+        batch: int = 1,
     ) -> None:
         self.mode = progress_mode(progress)
-        self.eta = Eta(total, done, clock)
+        self.workers = workers
+        in_flight = (workers or 1) * max(1, batch)
+        self.eta = Eta(total, done, clock, parallel=in_flight)
+        self._pending = max(0, total - done)
+        self._first_wave = min(in_flight, self._pending)
+        self._projected = False
         self.logger = logger
         self.interval = interval
         self._clock = clock
@@ -328,8 +384,13 @@ class RunProgress:
         """
         self.eta.add()
         self.bar.update()
-        if self.mode != "log":
-            return
+        if self.mode == "log":
+            self._run_line(row, label, max_epochs)
+        self._project()
+
+    def _run_line(
+        self, row: Mapping[str, Any], label: str | None, max_epochs: int | None
+    ) -> None:
         self._last_line = self._clock()
         where = f"split {row['split']}, init {row['init']}"
         if label:
@@ -353,6 +414,49 @@ class RunProgress:
             float(row["seconds"]),
             self.eta.text(),
         )
+
+    def projection_text(self) -> str | None:
+        """The projection line; :obj:`None` before a run finished here.
+
+        ``projected wall time for P runs: hh:mm:ss (from K finished runs, W
+        workers)``, and how many runs were done before, if any.
+        """
+        left = self.eta.seconds_left()
+        if left is None:
+            return None
+        here = self.eta.here
+        workers = (
+            "workers as the cluster schedules them"
+            if self.workers is None
+            else f"{self.workers} worker{'s' if self.workers != 1 else ''}"
+        )
+        text = (
+            f"projected wall time for {self._pending} runs: "
+            f"{format_duration(self.eta.elapsed + left)} (from {here} finished "
+            f"run{'s' if here != 1 else ''}, {workers})"
+        )
+        resumed = self.eta.total - self._pending
+        if resumed:
+            were = "run was" if resumed == 1 else "runs were"
+            text += f"; {resumed} {were} done before"
+        return text
+
+    def _project(self) -> None:
+        """Log the projection once, after the first wave, while runs are left."""
+        if (
+            self._projected
+            or self.mode is None
+            or self.eta.here < self._first_wave
+            or self.eta.left == 0
+        ):
+            return
+        self._projected = True
+        text = self.projection_text()
+        if self.mode == "bar":
+            with tqdm.external_write_mode(file=self._file):
+                self.logger.info("%s", text)
+        else:
+            self.logger.info("%s", text)
 
     def close(self) -> None:
         """Close the bars."""

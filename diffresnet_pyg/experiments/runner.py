@@ -40,7 +40,9 @@ import dataclasses
 import functools
 import json
 import logging
+import math
 import os
+import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -66,10 +68,12 @@ from diffresnet_pyg.experiments.executors import (
     check_device,
     check_executor,
     map_chunks,
+    num_workers,
     worker_device,
+    worker_threads,
 )
 from diffresnet_pyg.experiments.models import build_members, first_layer_weights
-from diffresnet_pyg.experiments.progress import Progress, RunProgress
+from diffresnet_pyg.experiments.progress import Progress, RunProgress, format_duration
 from diffresnet_pyg.experiments.report import (
     report_directory,
     write_summary,
@@ -102,13 +106,18 @@ from diffresnet_pyg.experiments.training import (
 
 __all__ = [
     "ChunkTask",
+    "Plan",
     "ResultsFolderError",
     "RunSpec",
     "claim_folder",
     "fit_chunk",
+    "format_plan",
+    "format_plans",
     "input_features",
     "load_arguments",
+    "plan_experiment",
     "plan_runs",
+    "plan_sweep",
     "run_chunk",
     "run_experiment",
     "run_sweep",
@@ -709,12 +718,15 @@ def _execute(
     :class:`~diffresnet_pyg.experiments.progress.RunProgress`.
     """
     total = sum(point.total for point in points)
+    workers = num_workers(executor, device)
     reporter = RunProgress(
         progress,
         total=total,
         done=total - sum(point.left for point in points),
         desc=desc,
         logger=logger,
+        workers=None if workers is None else max(1, min(workers, len(tasks))),
+        batch=max((len(task.keys) for task in tasks), default=1),
     )
 
     def finish(point: _Point, count: int) -> None:
@@ -839,3 +851,476 @@ def run_sweep(config: ExperimentConfig, *, progress: Progress = True) -> list[Pa
         desc=config.name or folder.name,
     )
     return report_directory(folder)
+
+
+# ---------------------------------------------------------------------------
+# Dry runs: the plan and an estimate of the wall time
+# ---------------------------------------------------------------------------
+
+#: Epochs the probe of a dry run trains the first pending chunk for, at most.
+PROBE_EPOCHS = 10
+#: Seconds after which the probe stops early (once it has timed two epochs).
+PROBE_SECONDS = 20.0
+#: Epochs per run assumed before any run finished, as multiples of
+#: ``train.patience`` (early stopping decides; the committed Cora and Citeseer
+#: studies took 1.5-9 x patience on average).
+ASSUMED_PATIENCE_FACTORS = (2, 20)
+
+
+@dataclass(frozen=True)
+class Plan:
+    r"""What running a config would do, and about how long it would take.
+
+    The estimate of the wall time of the pending runs is
+
+    .. math::
+        T \approx \frac{C \, \bar{E} \, s}{\min(W, C)},
+
+    with :math:`C` chunks, :math:`\bar{E}` the expected epochs of a chunk,
+    :math:`s` the seconds per epoch of the probe (the first pending chunk
+    trained here for a few epochs, with the threads of a worker) and
+    :math:`W` workers, taken not to slow each other down. :math:`\bar{E}` is
+    the mean ``epochs`` of the runs already in the folder (for chunks of
+    :math:`B > 1` runs, the expected longest of :math:`B` runs drawn from
+    them: a batch trains until its last member stops), ``train.max_epochs``
+    when early stopping is off, and otherwise a range
+    (:data:`ASSUMED_PATIENCE_FACTORS` times ``train.patience``).
+
+    Attributes:
+        label (str): The config's name (or its folder's).
+        folder (pathlib.Path): The results folder.
+        exists (bool): Whether the folder exists (its rows were read).
+        total (int): Runs of the config.
+        done (int): Runs already in the folder.
+        batch (int): Runs per chunk (trained as one batched model).
+        chunks (int): Chunks of the pending runs.
+        executor (str): ``executor.kind``.
+        workers (int or None): Chunks trained at once (:obj:`None`: as many
+            as the Ray cluster schedules).
+        threads (int): torch threads per worker (and of the probe).
+        device (str): ``train.device``.
+        probe_keys (tuple): ``(split, init)`` of the probed chunk's runs.
+        probe_epochs (int): Epochs timed by the probe (after one warm-up
+            epoch; 0 when nothing is pending).
+        seconds_per_epoch (float or None): The probed chunk's seconds per
+            epoch (:obj:`None` when nothing is pending).
+        finished (int): Finished runs the epochs are taken from.
+        epochs_per_run (float or None): Their mean epochs.
+        chunk_epochs (tuple of float): Expected epochs of one chunk,
+            ``(low, high)`` (equal unless assumed).
+        basis (str): Where ``chunk_epochs`` comes from.
+    """
+
+    label: str
+    folder: Path
+    exists: bool
+    total: int
+    done: int
+    batch: int
+    chunks: int
+    executor: str
+    workers: int | None
+    threads: int
+    device: str
+    probe_keys: tuple[tuple[int, int], ...]
+    probe_epochs: int
+    seconds_per_epoch: float | None
+    finished: int
+    epochs_per_run: float | None
+    chunk_epochs: tuple[float, float]
+    basis: str
+
+    @property
+    def pending(self) -> int:
+        """Runs not in the folder yet."""
+        return self.total - self.done
+
+    @property
+    def parallel(self) -> int | None:
+        r"""Chunks trained at once, :math:`\min(W, C)` (:obj:`None`: unknown)."""
+        if self.workers is None:
+            return None
+        return max(1, min(self.workers, self.chunks))
+
+    @property
+    def serial_seconds(self) -> tuple[float, float]:
+        """Training time of every pending chunk, one after another."""
+        s = self.seconds_per_epoch or 0.0
+        low, high = self.chunk_epochs
+        return self.chunks * low * s, self.chunks * high * s
+
+    @property
+    def wall_seconds(self) -> tuple[float, float] | None:
+        """The estimated wall time (:obj:`None` when the parallelism is unknown)."""
+        if self.parallel is None:
+            return None
+        low, high = self.serial_seconds
+        return low / self.parallel, high / self.parallel
+
+
+def _expected_longest(epochs: Sequence[int], batch: int) -> float:
+    r"""Expected longest of ``batch`` runs drawn from ``epochs`` (with replacement).
+
+    With the epochs sorted, :math:`e_{(1)} \le \dots \le e_{(K)}`,
+
+    .. math::
+        \mathbb{E}\bigl[\max_{b \le B} E_b\bigr]
+        = \sum_{k=1}^{K} e_{(k)}
+          \Bigl[\bigl(\tfrac{k}{K}\bigr)^B - \bigl(\tfrac{k-1}{K}\bigr)^B\Bigr],
+
+    the mean for :math:`B = 1`.
+
+    Example:
+        >>> _expected_longest([100, 300], 1), _expected_longest([100, 300], 2)
+        (200.0, 250.0)
+    """
+    ordered = sorted(epochs)
+    k = len(ordered)
+    return float(
+        sum(
+            e * ((i / k) ** batch - ((i - 1) / k) ** batch)
+            for i, e in enumerate(ordered, start=1)
+        )
+    )
+
+
+def _chunk_epochs(
+    config: ExperimentConfig, epochs: Sequence[int], batch: int
+) -> tuple[tuple[float, float], str]:
+    """Expected epochs of a chunk and where they come from (see :class:`Plan`)."""
+    train = config.train
+    if train.early_stopping == "none":
+        e = float(train.max_epochs)
+        return (e, e), "train.early_stopping: none, every run trains max_epochs"
+    if epochs:
+        runs = f"{len(epochs)} finished run{'s' if len(epochs) != 1 else ''}"
+        mean = sum(epochs) / len(epochs)
+        if batch == 1:
+            return (mean, mean), f"mean of {runs}"
+        e = _expected_longest(epochs, batch)
+        return (e, e), (
+            f"expected longest of {batch} runs, from {runs} (mean {mean:.0f}); "
+            "members leave the batch as they stop, so this is an upper bound"
+        )
+    low_f, high_f = ASSUMED_PATIENCE_FACTORS
+    low = float(min(train.max_epochs, low_f * train.patience))
+    high = float(min(train.max_epochs, high_f * train.patience))
+    return (low, high), (
+        f"no run finished yet: early stopping ({train.early_stopping}, patience "
+        f"{train.patience}) decides, so a range is assumed ({low_f}-{high_f} x "
+        "patience)"
+    )
+
+
+class _ProbeDone(Exception):
+    """Raised from the probe's epoch callback to end it early."""
+
+
+def _probe(
+    config: ExperimentConfig,
+    keys: Sequence[tuple[int, int]],
+    *,
+    threads: int,
+    epochs: int,
+    budget: float,
+) -> tuple[int, float]:
+    """Seconds per epoch of the chunk ``keys``, trained here for a few epochs.
+
+    The chunk is trained (:func:`run_chunk`, which writes nothing) for at most
+    ``epochs`` epochs with ``threads`` torch threads, stopping once ``budget``
+    seconds are timed; the first epoch is a warm-up and not timed (unless it
+    is the only one), nor are epochs after a member stopped. torch's, NumPy's
+    and Python's random states and torch's thread count are restored.
+
+    Returns:
+        tuple: ``(epochs timed, seconds per epoch)``.
+    """
+    work = dataclasses.replace(
+        config,
+        train=dataclasses.replace(
+            config.train, max_epochs=max(1, min(epochs, config.train.max_epochs))
+        ),
+    )
+    marks: list[float] = []
+    started = time.perf_counter()
+
+    def on_epoch(epoch: int, active: int) -> None:
+        if active < len(keys):  # a member stopped: no longer the full chunk
+            raise _ProbeDone
+        marks.append(time.perf_counter())
+        if len(marks) >= 3 and marks[-1] - marks[0] >= budget:
+            raise _ProbeDone
+
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    devices = list(range(torch.cuda.device_count())) if cuda else []
+    np_state, py_state = np.random.get_state(), random.getstate()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.random.fork_rng(devices=devices):
+            try:
+                run_chunk(work, keys, on_epoch=on_epoch)
+            except _ProbeDone:
+                pass
+    finally:
+        torch.set_num_threads(previous)
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    if len(marks) >= 2:
+        return len(marks) - 1, (marks[-1] - marks[0]) / (len(marks) - 1)
+    if marks:
+        return 1, marks[0] - started
+    return 0, time.perf_counter() - started  # stopped in the first epoch
+
+
+def _plan_point(
+    config: ExperimentConfig,
+    executor: ExecutorConfig,
+    *,
+    probe_epochs: int,
+    probe_seconds: float,
+) -> Plan:
+    """The :class:`Plan` of one config, its folder read and nothing written."""
+    from diffresnet_pyg.experiments.results import (
+        _experiment_differences,
+        check_config_folder,
+        read_rows,
+    )
+
+    _check_runnable(config, executor)
+    folder = Path(config.output)
+    check_config_folder(
+        folder,
+        config,
+        from_dict=config_from_dict,
+        differences=_experiment_differences,
+    )
+    work = _resolved(config)
+    _, plan = _planned(work)
+    rows = read_rows(folder / RUNS_FILE) if folder.is_dir() else []
+    finished = {
+        (int(r["split"]), int(r["init"])): r
+        for r in rows
+        if (int(r["split"]), int(r["init"])) in plan
+    }
+    pending = [run for key, run in plan.items() if key not in finished]
+    batch = config.train.batch_members if config.model.spec.batchable else 1
+    chunks = list(_chunks(pending, batch))
+    device = config.train.device
+    threads = worker_threads(executor, device) or torch.get_num_threads()
+    probe_keys: tuple[tuple[int, int], ...] = ()
+    timed, per_epoch = 0, None
+    if chunks:
+        probe_keys = tuple(run.key for run in chunks[0])
+        timed, per_epoch = _probe(
+            work,
+            probe_keys,
+            threads=threads,
+            epochs=probe_epochs,
+            budget=probe_seconds,
+        )
+    epochs = [int(r["epochs"]) for r in finished.values() if "epochs" in r]
+    chunk_epochs, basis = _chunk_epochs(config, epochs, batch)
+    return Plan(
+        label=config.name or folder.name,
+        folder=folder,
+        exists=folder.is_dir(),
+        total=len(plan),
+        done=len(finished),
+        batch=batch,
+        chunks=len(chunks),
+        executor=executor.kind,
+        workers=num_workers(executor, device),
+        threads=threads,
+        device=device,
+        probe_keys=probe_keys,
+        probe_epochs=timed,
+        seconds_per_epoch=per_epoch,
+        finished=len(epochs),
+        epochs_per_run=sum(epochs) / len(epochs) if epochs else None,
+        chunk_epochs=chunk_epochs,
+        basis=basis,
+    )
+
+
+def plan_experiment(
+    config: ExperimentConfig,
+    *,
+    probe_epochs: int = PROBE_EPOCHS,
+    probe_seconds: float = PROBE_SECONDS,
+) -> Plan:
+    """What :func:`run_experiment` would do, and how long; nothing is written.
+
+    Checks everything :func:`run_experiment` checks before it claims the
+    folder (the device, the data, the splits, one forward pass, and that the
+    folder, if it exists, holds results of this config), reads the folder's
+    rows without repairing them, then times a probe: the first pending chunk
+    trained in this process for at most ``probe_epochs`` epochs (or
+    ``probe_seconds``), with the threads of one worker. The probe's rows are
+    discarded and the random states are restored, so the runs that follow are
+    unchanged. No folder or file is created (a dataset that is not on disk
+    yet is downloaded, as a run would).
+
+    Args:
+        config (ExperimentConfig): A config without a ``sweep`` section.
+        probe_epochs (int, optional): Most epochs of the probe.
+            (default: :data:`PROBE_EPOCHS`)
+        probe_seconds (float, optional): Time after which the probe stops.
+            (default: :data:`PROBE_SECONDS`)
+
+    Returns:
+        Plan: The runs planned, done and pending, the chunks, the executor
+        and the estimate (:func:`format_plan` prints it).
+    """
+    if config.sweep is not None:
+        raise ValueError("this config has a 'sweep' section: use plan_sweep")
+    return _plan_point(
+        config,
+        config.executor,
+        probe_epochs=probe_epochs,
+        probe_seconds=probe_seconds,
+    )
+
+
+def plan_sweep(
+    config: ExperimentConfig,
+    *,
+    probe_epochs: int = 5,
+    probe_seconds: float = 10.0,
+) -> list[Plan]:
+    """:func:`plan_experiment` of every point of a sweep (nothing is written).
+
+    The points share the sweep's executor, so their chunks share its workers
+    (:func:`format_plans` adds the total). The probe is shorter by default,
+    as every point is probed.
+    """
+    plans = []
+    for label, value, point in expand_sweep(config):
+        named = dataclasses.replace(point, name=f"{label} {config.sweep.axis}={value}")
+        plans.append(
+            _plan_point(
+                named,
+                config.executor,
+                probe_epochs=probe_epochs,
+                probe_seconds=probe_seconds,
+            )
+        )
+    return plans
+
+
+def _about(seconds: float) -> str:
+    """A duration for people: ``42 s``, ``17 min``, ``17.5 h``.
+
+    Example:
+        >>> _about(42.4), _about(1000), _about(63000)
+        ('42 s', '17 min', '17.5 h')
+    """
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _span(low: float, high: float, about: Callable[[float], str]) -> str:
+    return about(low) if math.isclose(low, high) else f"{about(low)} - {about(high)}"
+
+
+def _plural(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count} {word if count == 1 else plural or word + 's'}"
+
+
+def _executor_text(plan: Plan) -> str:
+    threads = _plural(plan.threads, "thread")
+    if plan.executor == "local":
+        return f"local (this process) x {threads}"
+    if plan.workers is None:
+        return f"{plan.executor}: as many tasks as the cluster runs, {threads} each"
+    if plan.executor == "processes":
+        workers = _plural(plan.workers, "worker process", "worker processes")
+    else:
+        workers = _plural(plan.workers, "Ray task")
+    return f"{plan.executor}: {workers} x {threads}"
+
+
+def _estimate_text(serial: tuple[float, float], parallel: int | None) -> str:
+    if parallel is None:
+        return (
+            f"{_span(*serial, _about)} of training one chunk at a time; the "
+            "cluster's free CPUs and GPUs divide it"
+        )
+    low, high = serial[0] / parallel, serial[1] / parallel
+    hms = _span(low, high, format_duration)
+    return f"≈ {_span(low, high, _about)} ({hms})"
+
+
+def format_plan(plan: Plan) -> str:
+    """The lines a dry run prints for one results folder.
+
+    Example output::
+
+        cora-diffresnet-reference: results/cora/diffresnet_reference (new)
+        plan: 2000 runs (0 done, 2000 pending), 2000 chunks of 1 run, on
+          processes: 2 worker processes x 1 thread, device cpu
+        probe: split 0, init 0, 9 epochs timed in this process with 1
+          thread: 0.310 s/epoch
+        epochs per chunk: 100 - 1000 (no run finished yet: ...)
+        estimate: 2000 chunks x 100 - 1000 epochs x 0.310 s / 2 workers
+          ≈ 8.6 h - 86.1 h (08:36:40 - 86:06:40)
+    """
+    state = "exists, read only" if plan.exists else "does not exist yet"
+    lines = [f"{plan.label}: {plan.folder} ({state}; a dry run writes nothing)"]
+    lines.append(
+        f"plan: {_plural(plan.total, 'run')} ({plan.done} done, {plan.pending} "
+        f"pending), {_plural(plan.chunks, 'chunk')} of {_plural(plan.batch, 'run')}"
+        f", on {_executor_text(plan)}, device {plan.device}"
+    )
+    if plan.seconds_per_epoch is None:
+        lines.append("estimate: nothing to run; every run is in the folder")
+        return "\n".join(lines)
+    from diffresnet_pyg.experiments.progress import _keys_text
+
+    lines.append(
+        f"probe: {_keys_text(plan.probe_keys)}, "
+        f"{_plural(plan.probe_epochs, 'epoch')} timed in this process with "
+        f"{_plural(plan.threads, 'thread')} (after a warm-up epoch): "
+        f"{plan.seconds_per_epoch:.3f} s/epoch"
+    )
+    low, high = plan.chunk_epochs
+    epochs = f"{low:.0f}" if math.isclose(low, high) else f"{low:.0f} - {high:.0f}"
+    lines.append(f"epochs per chunk: {epochs} ({plan.basis})")
+    if plan.parallel is None:
+        over = ""
+    else:
+        over = f" / {_plural(plan.parallel, 'worker')}"
+        if plan.parallel > 1:
+            over += " (taken not to slow each other down)"
+    lines.append(
+        f"estimate: {_plural(plan.chunks, 'chunk')} x {epochs} epochs x "
+        f"{plan.seconds_per_epoch:.3f} s{over} "
+        f"{_estimate_text(plan.serial_seconds, plan.parallel)}"
+    )
+    return "\n".join(lines)
+
+
+def format_plans(plans: Sequence[Plan]) -> str:
+    r""":func:`format_plan` of each point, and the total of a sweep.
+
+    The points' chunks share the workers, so the total wall time is the sum
+    of the points' serial times over :math:`\min(W, \sum C)`.
+    """
+    text = "\n\n".join(format_plan(plan) for plan in plans)
+    if len(plans) <= 1:
+        return text
+    chunks = sum(plan.chunks for plan in plans)
+    pending = sum(plan.pending for plan in plans)
+    workers = plans[0].workers
+    parallel = None if workers is None else max(1, min(workers, chunks))
+    serial = tuple(sum(plan.serial_seconds[i] for plan in plans) for i in (0, 1))
+    if chunks == 0:
+        return text + f"\n\nsweep: {len(plans)} points, nothing to run"
+    on = "" if parallel is None else f" on {_plural(parallel, 'worker')}"
+    return (
+        text + f"\n\nsweep: {len(plans)} points, {pending} runs pending in "
+        f"{_plural(chunks, 'chunk')}{on}: {_estimate_text(serial, parallel)}"
+    )

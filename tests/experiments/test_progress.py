@@ -83,6 +83,90 @@ def test_eta_counts_the_items_finished_here_only():
     assert eta.left == 0 and eta.text() == "done in 00:00:50"
 
 
+def test_eta_takes_the_first_runs_of_parallel_workers_as_parallel():
+    clock = Clock()
+    eta = Eta(total=10, clock=clock, parallel=2)
+    clock.now = 10.0
+    eta.add()  # one of two workers done after 10 s: 5 s a run, not 10 s
+    assert eta.seconds_left() == pytest.approx(45.0)
+    clock.now = 11.0
+    eta.add()
+    assert eta.seconds_left() == pytest.approx(11.0 / 2 * 8)
+    clock.now = 30.0
+    eta.add(3)  # past the first wave: the plain mean
+    assert eta.seconds_left() == pytest.approx(30.0 / 5 * 5)
+    last = Eta(total=3, done=2, clock=clock, parallel=4)  # one run left: no wave
+    clock.now = 40.0
+    last.add()
+    assert last.text() == "done in 00:00:10"
+    with pytest.raises(ValueError, match="parallel"):
+        Eta(total=1, parallel=0)
+
+
+ROW = dict(split=0, init=0, epochs=100, best_epoch=50, val_acc=0.5, test_acc=0.8)
+
+
+@pytest.mark.parametrize("mode", ["log", "bar"])
+def test_the_projection_is_logged_once_after_the_first_wave(caplog, mode):
+    clock = Clock()
+    log = logging.getLogger("test.progress")
+    progress = RunProgress(
+        mode,
+        total=12,
+        done=2,
+        desc="x",
+        logger=log,
+        clock=clock,
+        file=io.StringIO(),
+        workers=2,
+    )
+    with caplog.at_level(logging.INFO, logger="test.progress"):
+        for k in range(1, 11):
+            clock.now = 20.0 * ((k + 1) // 2)  # two workers: two runs per 20 s
+            progress.run_finished(dict(ROW, init=k, seconds=20.0))
+            if k == 1:
+                assert progress.projection_text().startswith(
+                    "projected wall time for 10 runs: 00:01:50 (from 1 finished run,"
+                )
+    progress.close()
+    lines = messages(caplog, "test.progress")
+    assert [line for line in lines if line.startswith("projected")] == [
+        "projected wall time for 10 runs: 00:01:40 (from 2 finished runs, 2 "
+        "workers); 2 runs were done before"
+    ]
+    assert len(lines) == (11 if mode == "log" else 1)
+
+
+def test_the_projection_waits_for_a_batch_and_needs_runs_left(caplog):
+    clock = Clock()
+    log = logging.getLogger("test.progress")
+    quiet = RunProgress(False, total=9, done=0, desc="x", logger=log, clock=clock)
+    batched = RunProgress(
+        "log", total=9, done=0, desc="x", logger=log, clock=clock, batch=3
+    )
+    ray = RunProgress(
+        "log", total=4, done=0, desc="x", logger=log, clock=clock, workers=None
+    )
+    short = RunProgress(
+        "log", total=2, done=0, desc="x", logger=log, clock=clock, workers=2
+    )
+    with caplog.at_level(logging.INFO, logger="test.progress"):
+        for k in range(3):
+            clock.now = 10.0 * (k + 1)
+            for progress in (quiet, batched, ray, short):
+                if progress.eta.left:
+                    progress.run_finished(dict(ROW, seconds=10.0))
+    projected = [
+        m for m in messages(caplog, "test.progress") if m.startswith("projected")
+    ]
+    assert projected == [
+        "projected wall time for 4 runs: 00:00:40 (from 1 finished run, workers "
+        "as the cluster schedules them)",
+        # one chunk of 3 runs, trained together: 30 s for 3 runs of 9
+        "projected wall time for 9 runs: 00:01:30 (from 3 finished runs, 1 worker)",
+    ]  # the 2 runs of two workers leave none to project
+
+
 def test_run_lines_name_the_run_and_mark_max_epochs(caplog):
     clock = Clock()
     log = logging.getLogger("test.progress")
@@ -105,6 +189,8 @@ def test_run_lines_name_the_run_and_mark_max_epochs(caplog):
     assert messages(caplog, "test.progress") == [
         "run 2/3 (split 0, init 1): test acc 80.12 %, val 50.00 %, "
         "200 epochs (max_epochs), 12.0 s; ETA 00:00:12",
+        "projected wall time for 2 runs: 00:00:24 (from 1 finished run, 1 worker); "
+        "1 run was done before",
         "run 3/3 (GCN lr=0.01, split 0, init 2): val acc 50.00 %, 200 epochs, "
         "18.0 s; done in 00:00:30",
     ]
@@ -216,6 +302,37 @@ def test_run_experiment_logs_every_run_with_an_eta(tmp_path, fake_root, caplog):
         run_experiment(grown, progress="log")
     lines = [m for m in messages(caplog) if m.startswith("run ")]
     assert len(lines) == 1 and lines[0].startswith("run 4/4 (split 0, init 3)")
+
+
+@pytest.mark.parametrize("mode", ["log", "bar"])
+def test_run_experiment_logs_the_projection_once(tmp_path, fake_root, caplog, mode):
+    # 3 runs, 2 per chunk, in this process: projected after the first chunk
+    config = config_from_dict(tiny(fake_root, tmp_path / "out"))
+    with caplog.at_level(logging.INFO, logger=RUNNER):
+        run_experiment(config, progress=mode)
+    lines = [m for m in messages(caplog) if m.startswith("projected")]
+    assert len(lines) == 1, messages(caplog)
+    assert re.fullmatch(
+        r"projected wall time for 3 runs: \d\d:\d\d:\d\d \(from 2 finished runs, "
+        r"1 worker\)",
+        lines[0],
+    )
+
+
+def test_processes_project_from_the_first_run_of_each_worker(
+    tmp_path, fake_root, caplog
+):
+    raw = tiny(fake_root, tmp_path / "out", batch_members=1)
+    raw["split"]["num_inits"] = 4
+    raw["executor"] = {"kind": "processes", "workers": 2, "threads": 1}
+    with caplog.at_level(logging.INFO, logger=RUNNER):
+        run_experiment(config_from_dict(raw), progress="log")
+    lines = messages(caplog)
+    projected = [m for m in lines if m.startswith("projected")]
+    assert len(projected) == 1
+    assert projected[0].endswith("(from 2 finished runs, 2 workers)")
+    runs = [m for m in lines if m.startswith("run ")]
+    assert lines.index(projected[0]) == lines.index(runs[1]) + 1
 
 
 def test_quiet_and_bar_modes_write_no_run_lines(tmp_path, fake_root, caplog, capsys):
