@@ -10,6 +10,8 @@ patience 50) run by the library's runner (:func:`run_experiment`) on
 own early stopping. The rows are the protocol's rows (``runs.jsonl`` in the
 results folder), from the first ``--splits`` splits and ``--inits`` inits
 (the seeds of a split and an init do not depend on how many are drawn).
+The chunks are trained one after another in this process
+(``executor.kind=local``), so the time is that of one device.
 
 Printed: the wall time (the whole :func:`run_experiment` call: data, stability
 check, training, summary), the training seconds (the rows' ``seconds``
@@ -114,6 +116,7 @@ def overrides(args: argparse.Namespace, output: Path) -> list[str]:
         f"train.batch_members={args.inits}",
         f"split.num_splits={args.splits}",
         f"split.num_inits={args.inits}",
+        "executor.kind=local",
     ]
     if args.max_epochs is not None:
         out.append(f"train.max_epochs={args.max_epochs}")
@@ -169,10 +172,10 @@ def run(args: argparse.Namespace, output: Path) -> dict[str, Any]:
             if args.device.startswith("cuda")
             else "cpu"
         ),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": config.executor.threads or torch.get_num_threads(),
         "splits": args.splits,
         "inits": args.inits,
-        "batch_members": args.inits,
+        "batch_members": config.train.batch_members,
         "max_epochs": config.train.max_epochs,
         "protocol_epochs": config.train.max_epochs == protocol.train.max_epochs,
         "runs": len(rows),
@@ -207,7 +210,8 @@ def report(record: dict[str, Any]) -> str:
         [
             f"device {record['device']} ({record['device_name']}), "
             f"{record['torch_threads']} torch threads: {record['splits']} splits x "
-            f"{record['inits']} inits, {record['inits']} members per batched model",
+            f"{record['inits']} inits, {record['batch_members']} members per batched "
+            "model",
             f"runs: {record['runs']}, epochs mean {record['epochs_mean']:.1f} "
             f"max {record['epochs_max']}",
             f"wall time: {record['wall_seconds']:.2f} s "

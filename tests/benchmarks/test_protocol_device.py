@@ -87,6 +87,7 @@ def test_overrides_and_projection(script, tmp_path):
         "train.batch_members=20",
         "split.num_splits=3",
         "split.num_inits=20",
+        "executor.kind=local",
     ]
     assert script.projected_seconds(30.0, 3, 20) == pytest.approx(1000.0)
     assert script.projected_seconds(30.0, 3, 4) == pytest.approx(5000.0)

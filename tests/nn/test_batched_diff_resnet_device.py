@@ -102,7 +102,7 @@ def test_training_draws_repeat_on_the_device(graph, path, device, kind):
         torch.manual_seed(11)
         outs.append(model(x, edge_index))
     assert outs[0].device.type == device
-    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+    torch.testing.assert_close(outs[0], outs[1])  # other masks: O(1) apart
     outs[0].sum().backward()
     assert all(p.grad.device.type == device for p in model.parameters())
     # one member repeats the unbatched model's draws on the same device
