@@ -341,3 +341,18 @@ def test_ray_sweep_matches_a_local_sweep(ray_instance, fake_root, tmp_path):
         local = by_key(rows(tmp_path / "local" / point))
         assert len(local) == 2 and by_key(rows(tmp_path / "ray" / point)) == local
     assert (tmp_path / "ray" / "sweep.md").exists()
+
+
+@pytest.mark.parametrize("dataset", ["cora", "citeseer", "pubmed"])
+def test_the_authors_diffresnet_configs_train_one_run_per_core(dataset):
+    # unbatched runs of a model whose sparse products gain less from a second
+    # thread than from a second run (benchmarks/protocol_throughput.py)
+    path = Path(__file__).parents[2] / "configs" / dataset / "diffresnet_reference.yaml"
+    config = load_config(path)
+    assert config.train.batch_members == 1
+    assert config.executor == ExecutorConfig("processes")
+    assert num_workers(config.executor) == available_cpus()
+    assert worker_threads(config.executor) == 1
+    # speed only: the results folder's identity is that of the local executor
+    local = load_config(path, ["executor.kind=local"])
+    assert fingerprint(local) == fingerprint(config)
