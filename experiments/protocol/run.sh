@@ -19,6 +19,9 @@ baselines() {
 }
 diffusion() {
   run cora diffresnet_reference 3 2
+  # 20 splits x 1 init, one worker process per core (the config's executor)
+  diffresnet-pyg -q run configs/cora/diffresnet_reference.yaml \
+    "output=$out/cora/diffresnet_reference_20x1" split.num_splits=20 split.num_inits=1
   run cora no_diffresnet 3 2
   run citeseer diffresnet_reference 1 2
   run citeseer no_diffresnet 1 2
