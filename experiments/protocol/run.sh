@@ -24,6 +24,8 @@ diffusion() {
     "output=$out/cora/diffresnet_reference_20x1" split.num_splits=20 split.num_inits=1
   run cora no_diffresnet 3 2
   run citeseer diffresnet_reference 1 2
+  diffresnet-pyg -q run configs/citeseer/diffresnet_reference.yaml \
+    "output=$out/citeseer/diffresnet_reference_20x1" split.num_splits=20 split.num_inits=1
   run citeseer no_diffresnet 1 2
   run cora grand 1 2
   run citeseer grand 1 2
