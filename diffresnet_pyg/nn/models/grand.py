@@ -25,7 +25,7 @@ from torch_geometric.utils import add_remaining_self_loops, scatter, softmax
 from torchdiffeq import odeint
 
 from diffresnet_pyg.nn.models.diff_resnet import linear
-from diffresnet_pyg.nn.sparse import is_sparse, quiet_sparse_warnings
+from diffresnet_pyg.nn.sparse import sparse_dropout
 
 #: :mod:`torchdiffeq` solvers with adaptive step size (``rtol``/``atol`` apply).
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
@@ -553,7 +553,7 @@ class GRAND(Module):
                 f"'edge_index' must have shape [2, num_edges], got "
                 f"{tuple(edge_index.shape)}"
             )
-        x = _input_dropout(x, self.input_dropout, self.training)
+        x = sparse_dropout(x, self.input_dropout, self.training)
         x = linear(x, self.lin1)
         x = self.integrate(x, edge_index)
         x = F.relu(x)
@@ -576,26 +576,3 @@ def _is_real(value: object) -> bool:
 def _check_positive_int(name: str, value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"'{name}' must be an integer >= 1, got {value!r}")
-
-
-def _input_dropout(x: Tensor, p: float, training: bool) -> Tensor:
-    """Dropout on dense ``x`` or on the stored values of sparse ``x``."""
-    if not training or p == 0.0:
-        return x
-    if not is_sparse(x):
-        return F.dropout(x, p, True)
-    if x.layout == torch.sparse_csr:
-        values = F.dropout(x.values(), p, True)
-        with quiet_sparse_warnings():
-            return torch.sparse_csr_tensor(
-                x.crow_indices(),
-                x.col_indices(),
-                values,
-                x.shape,
-                check_invariants=False,
-            )
-    x = x.coalesce()
-    values = F.dropout(x.values(), p, True)
-    return torch.sparse_coo_tensor(
-        x.indices(), values, x.shape, is_coalesced=True, check_invariants=False
-    )
