@@ -41,10 +41,7 @@ def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
     env = os.environ.get(DATA_ENV_VAR, "")
     if env:
         return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    if xdg:
-        return Path(xdg).expanduser() / "diffresnet_pyg"
-    return Path.home() / ".cache" / "diffresnet_pyg"
+    return _user_cache()
 
 
 def resolve_cache(cache: str | os.PathLike[str] | None = None) -> Path:
@@ -69,6 +66,11 @@ def resolve_cache(cache: str | os.PathLike[str] | None = None) -> Path:
     """
     if cache is not None and os.fspath(cache) != "":
         return Path(cache).expanduser()
+    return _user_cache() / "cache"
+
+
+def _user_cache() -> Path:
+    """``$XDG_CACHE_HOME/diffresnet_pyg``, else ``~/.cache/diffresnet_pyg``."""
     xdg = os.environ.get("XDG_CACHE_HOME", "")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "diffresnet_pyg" / "cache"
+    return base / "diffresnet_pyg"
