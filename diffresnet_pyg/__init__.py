@@ -11,7 +11,15 @@ __all__ = ["__version__", "data", "nn"]
 
 # ``data`` and ``nn`` import torch and PyG: loaded on first use, so that the
 # command line answers ``--help`` without them.
-_SUBMODULES = ("data", "nn", "experiments", "fewshot", "synthetic", "loader")
+_SUBMODULES = (
+    "data",
+    "nn",
+    "experiments",
+    "fewshot",
+    "synthetic",
+    "loader",
+    "metrics",
+)
 
 
 def __getattr__(name: str) -> Any:

@@ -149,6 +149,7 @@ def train_members_minibatch(
     decay_params: Callable[[Module], Sequence[Tensor]] | None = None,
     on_epoch: Callable[[int, int], None] | None = None,
     on_finish: Callable[[int, MemberResult], None] | None = None,
+    measure: Callable[[Tensor], dict[str, float]] | None = None,
 ) -> list[MemberResult]:
     r"""Train the ``B`` members of a batched model on mini-batches.
 
@@ -186,6 +187,8 @@ def train_members_minibatch(
         decay_params (Callable, optional): (default: all parameters)
         on_epoch (Callable, optional): Called with ``(epoch, active members)``.
         on_finish (Callable, optional): Called with ``(member, result)``.
+        measure (Callable, optional): As in ``train_members`` (on the
+            full-graph output).
 
     Returns:
         list[MemberResult]: One result per member, in member order.
@@ -226,6 +229,7 @@ def train_members_minibatch(
         on_epoch=on_epoch,
         on_finish=on_finish,
         train_step=step,
+        measure=measure,
     )
 
 

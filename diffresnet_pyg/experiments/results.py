@@ -392,9 +392,10 @@ def make_row(
         dict: ``dataset``, ``model``, ``split``, ``split_seed``, ``init``,
         ``init_seed``, ``epochs``, ``best_epoch``, ``val_acc``, ``val_loss``,
         ``test_acc``, ``seconds`` (the run's share of the batch's training
-        time), ``batch_members``, ``batch_seconds``. A run that never
-        evaluated its test nodes (``result.test_acc`` is :obj:`None`, a tuning
-        run) has no ``test_acc`` key at all.
+        time), ``batch_members``, ``batch_seconds``, and ``metrics`` when
+        the result has them (``train.representation_metrics``). A run that
+        never evaluated its test nodes (``result.test_acc`` is :obj:`None`, a
+        tuning run) has no ``test_acc`` key at all.
     """
     row = {
         "dataset": dataset,
@@ -414,4 +415,6 @@ def make_row(
     }
     if result.test_acc is None:
         del row["test_acc"]
+    if result.metrics is not None:
+        row["metrics"] = dict(result.metrics)
     return row

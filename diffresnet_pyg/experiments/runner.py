@@ -103,6 +103,7 @@ from diffresnet_pyg.experiments.training import (
     stack_index,
     train_members,
 )
+from diffresnet_pyg.metrics import representation_metrics
 
 __all__ = [
     "ChunkTask",
@@ -293,6 +294,11 @@ def fit_chunk(
 ) -> None:
     """Train the members of one chunk of runs (on ``x``'s device) as configured.
 
+    With ``train.representation_metrics``, each result's ``metrics`` are the
+    over-smoothing measures of its final output
+    (:func:`~diffresnet_pyg.metrics.representation_metrics` on the logits of
+    the tested weights, over ``edge_index`` and the labels ``y``).
+
     ``model`` holds one member per run of ``chunk`` (in order); ``x`` comes
     from :func:`input_features`. ``on_finish(member, result)`` is called as
     each member finishes, ``on_epoch(epoch, active_members)`` (if given)
@@ -331,6 +337,11 @@ def fit_chunk(
         ),
         on_epoch=on_epoch,
         on_finish=on_finish,
+        measure=(
+            functools.partial(representation_metrics, edge_index=edge_index, y=y)
+            if train.representation_metrics
+            else None
+        ),
     )
     batching = train.batching
     if batching.method == "full":

@@ -163,6 +163,9 @@ class MemberResult:
             weights; :obj:`None` when the run had no test nodes (tuning).
         train_seconds (float): Wall time of the batch until this member
             finished, divided by the batch's initial size.
+        metrics (dict or None): What ``measure`` of :func:`train_members`
+            returned for the tested weights' outputs (:obj:`None` without
+            ``measure``).
     """
 
     epochs: int
@@ -171,6 +174,7 @@ class MemberResult:
     val_acc: float
     test_acc: float | None
     train_seconds: float
+    metrics: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -299,6 +303,7 @@ def train_members(
     on_finish: Callable[[int, MemberResult], None] | None = None,
     train_step: Callable[[Module, torch.optim.Optimizer, Tensor], None] | None = None,
     on_status: Callable[[EpochStatus], None] | None = None,
+    measure: Callable[[Tensor], dict[str, float]] | None = None,
 ) -> list[MemberResult]:
     r"""Train the ``B`` members of a batched model, each as its own run.
 
@@ -345,6 +350,11 @@ def train_members(
         on_status (Callable, optional): Called after every epoch (before
             ``on_epoch``) with the active members' :class:`EpochStatus`, for
             progress reports.
+        measure (Callable, optional): Called once per member as it finishes,
+            with its evaluation-mode output ``[N, C]`` for the tested weights
+            (the logits the test accuracy is read from); what it returns is
+            the result's ``metrics`` (e.g. over-smoothing measures,
+            :func:`~diffresnet_pyg.metrics.representation_metrics`).
 
     Returns:
         list[MemberResult]: One result per member, in member order.
@@ -445,8 +455,9 @@ def train_members(
                 ckpt_loss = torch.where(last, val_loss.cpu().double(), ckpt_loss)
                 ckpt_acc = torch.where(last, val_acc.cpu().double(), ckpt_acc)
             test_acc = None
-            if test_idx is not None:
+            if test_idx is not None or measure is not None:
                 out = model(x, graph)
+            if test_idx is not None:
                 _, test_acc = _scores(_member_logits(out, test_idx), y_test)
         seconds = (time.perf_counter() - start) / num_members
         for b in torch.nonzero(finished).flatten().tolist():
@@ -458,6 +469,7 @@ def train_members(
                 val_acc=float(ckpt_acc[b]),
                 test_acc=None if test_acc is None else float(test_acc[b]),
                 train_seconds=seconds,
+                metrics=None if measure is None else measure(out[:, b]),
             )
             if on_finish is not None:
                 on_finish(member, results[member])

@@ -12,6 +12,7 @@ from diffresnet_pyg.experiments.schema.fields import (
     check_choice,
     check_int,
     check_int_choice,
+    check_optional,
 )
 from diffresnet_pyg.nn import LAPLACIANS
 from diffresnet_pyg.nn.batched import BatchedDiffResNet
@@ -56,9 +57,10 @@ register_model(
         "step_size": POSITIVE_FLOAT,
         "laplacian": check_choice(LAPLACIANS),
         "block_layers": check_int_choice((1, 2)),
+        "diffusion_time": check_optional(POSITIVE_FLOAT),
     },
     defaults={"hidden_channels": 128},
     exclude=("act", "add_self_loops", "check_stability"),
     fixed={"cached": True},
-    added=("input_dropout",),
+    added=("input_dropout", "diffusion_time"),
 )(DiffResNet)

@@ -181,7 +181,8 @@ def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
     The ``dataset`` keys added after the first results were written
     (:data:`~diffresnet_pyg.experiments.schema.sections.DATASET_OPTIONAL_KEYS`:
     ``path``, ``format``, ``largest_component``, ``symmetrize``, ``binarize``,
-    ``min_class_size``) appear only when they differ from their default, so
+    ``min_class_size``) and ``train.representation_metrics`` appear only
+    when they differ from their default, so
     the ``config.yaml`` and the :func:`fingerprint` of a config that does not
     use them are what they were before they existed. Model parameters added
     likewise (``register_model(added=...)``, e.g. ``input_dropout`` of
@@ -205,6 +206,9 @@ def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
     for key in DATASET_OPTIONAL_KEYS:
         if dataset[key] == DatasetConfig.__dataclass_fields__[key].default:
             del dataset[key]
+    train = plain(asdict(config.train))
+    if not train["representation_metrics"]:
+        del train["representation_metrics"]
     return {
         "name": config.name,
         "output": config.output,
@@ -213,7 +217,7 @@ def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
         "model": None
         if model is None
         else {"name": model.name, **model.spec.written(model.params)},
-        "train": plain(asdict(config.train)),
+        "train": train,
         "executor": asdict(config.executor),
         "sweep": None
         if sweep is None
@@ -302,7 +306,8 @@ def fingerprint(config: ExperimentConfig) -> str:
     Left out: ``output``, ``name``, ``dataset.root`` (where the files are,
     not which data; ``dataset.path`` is kept as given: it names the data),
     the optional ``dataset`` keys while at their default (see
-    :func:`config_to_dict`), ``train.batch_members``, ``train.device`` and the
+    :func:`config_to_dict`), ``train.batch_members``, ``train.device``,
+    ``train.representation_metrics`` (extra row fields, not results) and the
     ``executor`` section (speed, not results). Used to refuse a results folder
     written for a different config.
 
@@ -321,6 +326,7 @@ def fingerprint(config: ExperimentConfig) -> str:
     del data["dataset"]["root"]
     for key in ("batch_members", "device"):
         del data["train"][key]
+    data["train"].pop("representation_metrics", None)
     del data["executor"]
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -344,6 +344,11 @@ class TrainConfig(Section):
         sparse_features: Feed bag-of-words features as a sparse matrix where
             the model supports it.
         batching: Full-batch or mini-batch training (:class:`BatchingConfig`).
+        representation_metrics: Record the over-smoothing measures of each
+            run's final output (logits) in its row, under ``metrics``
+            (:func:`~diffresnet_pyg.metrics.representation_metrics`: Dirichlet
+            energy, MAD, distance-diameter ratio); extra row fields, not part
+            of the results' fingerprint.
 
     Example:
         >>> TrainConfig(lr=1).lr
@@ -373,6 +378,7 @@ used by optimizer 'sgd' (optimizer is 'adam'); leave it 0
     )
     sparse_features: bool = validated_field(check_bool, True)
     batching: BatchingConfig = validated_field(_batching, factory=BatchingConfig)
+    representation_metrics: bool = validated_field(check_bool, False)
 
     def _check_together(self) -> None:
         if self.optimizer != "sgd" and self.momentum != 0.0:

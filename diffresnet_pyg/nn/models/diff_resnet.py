@@ -152,6 +152,12 @@ class DiffResNet(Module):
             :math:`\mathbf{X}`, before the input projection (or before the
             first block when ``input_projection=False``). (default:
             :obj:`0.0`)
+        diffusion_time (float, optional): The diffusion time :math:`T` of each
+            diffusion layer, instead of ``step_size``: the step is then
+            :math:`\gamma = T / r`, so more steps make the same diffusion
+            finer rather than longer. ``step_size`` must stay at its default
+            when it is given, and ``diffusion_steps`` must be >= 1.
+            (default: :obj:`None`, use ``step_size``)
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F_{in})` (dense or
@@ -185,8 +191,26 @@ class DiffResNet(Module):
         cached: bool = False,
         check_stability: bool = True,
         input_dropout: float = 0.0,
+        diffusion_time: float | None = None,
     ) -> None:
         super().__init__()
+        if diffusion_time is not None:
+            if step_size != 0.25:
+                raise ValueError(
+                    "Give 'step_size' or 'diffusion_time', not both (the step is "
+                    f"diffusion_time / diffusion_steps); got step_size={step_size!r}"
+                    f" and diffusion_time={diffusion_time!r}"
+                )
+            if not isinstance(diffusion_time, (int, float)) or not diffusion_time > 0:
+                raise ValueError(
+                    f"'diffusion_time' must be a number > 0, got {diffusion_time!r}"
+                )
+            if not isinstance(diffusion_steps, int) or diffusion_steps < 1:
+                raise ValueError(
+                    "'diffusion_time' needs 'diffusion_steps' >= 1, got "
+                    f"{diffusion_steps!r}"
+                )
+            step_size = float(diffusion_time) / diffusion_steps
         for name, value in (
             ("in_channels", in_channels),
             ("hidden_channels", hidden_channels),
