@@ -14,7 +14,9 @@ Rerunning the same config resumes: runs already in ``runs.jsonl`` are skipped,
 and none is ever written twice. A folder written for a different config is
 refused. Growing ``split.num_splits`` or ``split.num_inits`` keeps the rows
 already there (the seeds of the first splits and inits do not depend on how
-many are drawn).
+many are drawn); lowering them keeps the rows of the runs no longer planned
+in ``runs.jsonl``, and the summary leaves them out. Seeds drawn twice (the
+draws are from 0 to 999,999) are named in a warning (:func:`repeated_seeds`).
 
 Runs are trained ``train.batch_members`` at a time as one batched model
 (:mod:`diffresnet_pyg.experiments.training`). The members of a batch share
@@ -320,6 +322,14 @@ def repeated_seeds(config: ExperimentConfig, runs: Sequence[RunSpec]) -> list[st
             "those runs are counted once in the summary"
         )
     return lines
+
+
+def _warn_repeated_seeds(
+    config: ExperimentConfig, plan: Mapping[tuple[int, int], RunSpec]
+) -> None:
+    """Log a warning per line of :func:`repeated_seeds` of the plan."""
+    for line in repeated_seeds(config, list(plan.values())):
+        logger.warning("%s: %s", config.output, line)
 
 
 def _chunks(items: Sequence[RunSpec], size: int) -> Iterator[list[RunSpec]]:
@@ -707,8 +717,7 @@ def _prepare(
     done = {(int(r["split"]), int(r["init"])) for r in load_rows(folder / RUNS_FILE)}
     work = _resolved(config)
     _, plan = _planned(work)
-    for line in repeated_seeds(config, list(plan.values())):
-        logger.warning("%s: %s", folder, line)
+    _warn_repeated_seeds(config, plan)
     pending = [run for key, run in plan.items() if key not in done]
     batch = config.train.batch_members if config.model.spec.batchable else 1
     logger.info(
@@ -1162,6 +1171,7 @@ def _plan_point(
     )
     work = _resolved(config)
     _, plan = _planned(work)
+    _warn_repeated_seeds(config, plan)
     rows = read_rows(folder / RUNS_FILE) if folder.is_dir() else []
     finished = {
         (int(r["split"]), int(r["init"])): r

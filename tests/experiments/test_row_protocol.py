@@ -333,3 +333,36 @@ def test_cli_diverged_runs_are_written_as_null_with_their_status(tmp_path):
     summary = strict_loads((out / "summary.json").read_text())
     assert summary["status_counts"] == {"ok": 0, "diverged": 2, "max_epochs": 0}
     assert "2 diverged" in (out / "summary.md").read_text()
+
+
+def test_cli_names_a_repeated_split_seed_and_counts_its_runs_once(tmp_path):
+    # master seed 5260 draws split seed 467645 for splits 2 and 7
+    assert split_seeds(5260, 8)[2] == split_seeds(5260, 8)[7] == 467645
+    config = _study(tmp_path)
+    raw = yaml.safe_load(config.read_text())
+    raw["split"] = {
+        "scheme": "per_class",
+        "master_seed": 5260,
+        "num_splits": 8,
+        "num_inits": 2,
+        "train_per_class": 2,
+        "val_per_class": 2,
+    }
+    config.write_text(yaml.safe_dump(raw))
+    result = _cli("run", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "seed 467645 at splits 2, 7" in result.stderr
+    out = tmp_path / "out"
+    lines = (out / "runs.jsonl").read_text().splitlines()
+    rows = [strict_loads(line) for line in lines]
+    assert len(rows) == 16  # every planned run is kept
+    by_key = {(r["split"], r["init"]): r for r in rows}
+    for init in range(2):  # the same seeds give the same run
+        a, b = by_key[2, init], by_key[7, init]
+        assert (a["init_seed"], a["test_acc"]) == (b["init_seed"], b["test_acc"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_runs"] == 16 and summary["complete"] is True
+    assert summary["n_splits"] == 8 and summary["num_distinct_splits"] == 7
+    assert summary["excluded_from_mean"]["repeated_seeds"] == 2
+    assert summary["test_acc"]["n"] == 14
+    assert [p["split"] for p in summary["per_split"]] == [0, 1, 2, 3, 4, 5, 6]
