@@ -16,7 +16,13 @@ place that reads and writes them:
 * :func:`load_rows` reads the rows to resume from and repairs the file when a
   kill cut its last row short; :func:`read_rows` reads without writing;
 * :func:`make_row` builds the row of one (split, init) run, the format of
-  every ``runs.jsonl``.
+  every ``runs.jsonl``; :func:`row_status` reads its ``status`` (or derives
+  it for rows written before rows had one).
+
+Rows are strict JSON: a non-finite number (a diverged run's loss) is written
+as ``null``, never as the bare ``NaN`` or ``Infinity`` that strict readers
+(``jq``, JavaScript, many loaders) reject. Rows written before that, with a
+bare ``NaN``, are still read.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -45,6 +52,7 @@ __all__ = [
     "EPISODES_FILE",
     "ROW_KEYS",
     "RUNS_FILE",
+    "RUN_STATUSES",
     "SUMMARY_FILES",
     "SUMMARY_JSON",
     "SUMMARY_MD",
@@ -58,6 +66,9 @@ __all__ = [
     "load_rows",
     "make_row",
     "read_rows",
+    "row_status",
+    "run_identity",
+    "strict_json",
     "write_atomic",
 ]
 
@@ -95,7 +106,14 @@ ROW_KEYS = (
     "seconds",
     "batch_members",
     "batch_seconds",
+    "status",
 )
+
+#: The statuses of a run row (:func:`row_status`): ``"ok"``; ``"diverged"``,
+#: the tested weights have a non-finite validation loss or accuracy (or test
+#: accuracy); ``"max_epochs"``, training reached ``train.max_epochs`` without
+#: being stopped early and the final weights were tested.
+RUN_STATUSES = ("ok", "diverged", "max_epochs")
 
 
 class ResultsFolderError(RuntimeError):
@@ -128,16 +146,37 @@ def write_atomic(path: PathLike, text: str) -> None:
         raise
 
 
+def _finite_or_none(value: Any) -> Any:
+    """``value`` with every non-finite float (at any depth) replaced by ``None``."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    return value
+
+
+def strict_json(value: Any) -> str:
+    """``value`` as one line of strict JSON: non-finite numbers become ``null``.
+
+    Example:
+        >>> strict_json({"val_loss": float("nan"), "epochs": [1, float("inf")]})
+        '{"val_loss": null, "epochs": [1, null]}'
+    """
+    return json.dumps(_finite_or_none(value), allow_nan=False)
+
+
 def append_rows(path: PathLike, rows: Sequence[Mapping[str, Any]]) -> None:
     """Append ``rows`` to the JSON-lines file ``path``, durably.
 
-    All rows are written in one call, one ``json.dumps`` line each, then
-    flushed and ``fsync``-ed: when this returns, they survive a crash. A
-    process killed while writing leaves at most one truncated last line,
-    which :func:`load_rows` drops.
+    All rows are written in one call, one :func:`strict_json` line each (a
+    non-finite number is written as ``null``), then flushed and ``fsync``-ed:
+    when this returns, they survive a crash. A process killed while writing
+    leaves at most one truncated last line, which :func:`load_rows` drops.
     """
     with open(path, "a", encoding="utf-8") as f:
-        f.write("".join(json.dumps(row) + "\n" for row in rows))
+        f.write("".join(strict_json(row) + "\n" for row in rows))
         f.flush()
         os.fsync(f.fileno())
 
@@ -376,6 +415,7 @@ def make_row(
     *,
     batch_members: int,
     batch_seconds: float,
+    max_epochs: int | None = None,
 ) -> dict[str, Any]:
     """The ``runs.jsonl`` row of one finished run (keys in :data:`ROW_KEYS` order).
 
@@ -387,15 +427,20 @@ def make_row(
         result (MemberResult): What training the run gave.
         batch_members (int): Runs trained together in the run's batch.
         batch_seconds (float): Wall time of the batch until the run finished.
+        max_epochs (int, optional): ``train.max_epochs`` of the run's config,
+            to tell the status ``"max_epochs"``; :obj:`None` never gives it.
+            (default: :obj:`None`)
 
     Returns:
         dict: ``dataset``, ``model``, ``split``, ``split_seed``, ``init``,
         ``init_seed``, ``epochs``, ``best_epoch``, ``val_acc``, ``val_loss``,
         ``test_acc``, ``seconds`` (the run's share of the batch's training
-        time), ``batch_members``, ``batch_seconds``, and ``metrics`` when
-        the result has them (``train.representation_metrics``). A run that
-        never evaluated its test nodes (``result.test_acc`` is :obj:`None`, a
-        tuning run) has no ``test_acc`` key at all.
+        time), ``batch_members``, ``batch_seconds``, ``metrics`` when the
+        result has them (``train.representation_metrics``) and ``status``
+        (:func:`row_status`). A run that never evaluated its test nodes
+        (``result.test_acc`` is :obj:`None`, a tuning run) has no
+        ``test_acc`` key at all. Non-finite values stay floats here;
+        :func:`append_rows` writes them as ``null``.
     """
     row = {
         "dataset": dataset,
@@ -417,4 +462,81 @@ def make_row(
         del row["test_acc"]
     if result.metrics is not None:
         row["metrics"] = dict(result.metrics)
+    row["status"] = row_status(row, max_epochs)
     return row
+
+
+def _is_finite(value: Any) -> bool:
+    """Whether a row value is a finite number (``null`` and ``NaN`` are not)."""
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def row_status(row: Mapping[str, Any], max_epochs: int | None = None) -> str:
+    """The status of a run row, one of :data:`RUN_STATUSES`.
+
+    A row's own ``status`` is returned as it is; a row written before rows had
+    one (or with an unknown one) gets the status :func:`make_row` would write:
+    ``"diverged"`` if its ``val_loss``, ``val_acc`` or ``test_acc`` (those it
+    has) is ``null`` or not finite (``NaN`` in old rows), else
+    ``"max_epochs"`` if it trained ``max_epochs`` epochs and tested its final
+    weights (``best_epoch >= epochs``; a row without ``best_epoch`` by
+    ``epochs`` alone), else ``"ok"``.
+
+    Args:
+        row (dict): A row of ``runs.jsonl``.
+        max_epochs (int, optional): ``train.max_epochs`` of the row's config;
+            :obj:`None` (unknown) never gives ``"max_epochs"``.
+            (default: :obj:`None`)
+
+    Returns:
+        str: ``"ok"``, ``"diverged"`` or ``"max_epochs"``.
+
+    Example:
+        >>> row_status({"epochs": 200, "best_epoch": 200, "val_loss": None})
+        'diverged'
+        >>> row_status({"epochs": 200, "best_epoch": 200, "val_loss": 0.5}, 200)
+        'max_epochs'
+        >>> row_status({"epochs": 80, "best_epoch": 30, "val_loss": 0.5}, 200)
+        'ok'
+    """
+    status = row.get("status")
+    if status in RUN_STATUSES:
+        return status
+    scores = ("val_loss", "val_acc", "test_acc")
+    if any(key in row and not _is_finite(row[key]) for key in scores):
+        return "diverged"
+    if max_epochs is not None and _is_finite(row.get("epochs")):
+        epochs, best = row["epochs"], row.get("best_epoch")
+        if epochs >= max_epochs and (not _is_finite(best) or best >= epochs):
+            return "max_epochs"
+    return "ok"
+
+
+def run_identity(
+    scheme: str | None, split: int, split_seed: int, init_seed: int
+) -> tuple[int, int]:
+    """What makes two runs of one config the same run: their split and init seed.
+
+    A per-class split is drawn from its split seed alone, and the dataset's
+    public split is one split, so two runs with the same split seed and init
+    seed are the same run (:class:`numpy.random.RandomState` draws the seeds
+    from 0 to 999,999, so a long protocol repeats some). The splits of the
+    ``"given"`` scheme are the dataset's mask columns: there the split is
+    told by its index, not its seed.
+
+    Args:
+        scheme (str, optional): ``split.scheme`` of the config
+            (:obj:`None`: unknown, taken as a seeded split).
+        split (int): The split index.
+        split_seed (int): The split seed.
+        init_seed (int): The init seed.
+
+    Returns:
+        tuple[int, int]: ``(split_seed, init_seed)``, or ``(split,
+        init_seed)`` for the ``"given"`` scheme.
+
+    Example:
+        >>> run_identity("per_class", 7, 121958, 5), run_identity("given", 7, 121958, 5)
+        ((121958, 5), (7, 5))
+    """
+    return (int(split) if scheme == "given" else int(split_seed), int(init_seed))

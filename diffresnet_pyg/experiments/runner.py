@@ -14,7 +14,9 @@ Rerunning the same config resumes: runs already in ``runs.jsonl`` are skipped,
 and none is ever written twice. A folder written for a different config is
 refused. Growing ``split.num_splits`` or ``split.num_inits`` keeps the rows
 already there (the seeds of the first splits and inits do not depend on how
-many are drawn).
+many are drawn); lowering them keeps the rows of the runs no longer planned
+in ``runs.jsonl``, and the summary leaves them out. Seeds drawn twice (the
+draws are from 0 to 999,999) are named in a warning (:func:`repeated_seeds`).
 
 Runs are trained ``train.batch_members`` at a time as one batched model
 (:mod:`diffresnet_pyg.experiments.training`). The members of a batch share
@@ -119,6 +121,7 @@ __all__ = [
     "plan_experiment",
     "plan_runs",
     "plan_sweep",
+    "repeated_seeds",
     "run_chunk",
     "run_experiment",
     "run_sweep",
@@ -259,6 +262,75 @@ def plan_runs(config: ExperimentConfig, data: Data) -> list[RunSpec]:
                 RunSpec(s.index, s.seed, i, seed, s.train_idx, s.val_idx, s.test_idx)
             )
     return runs
+
+
+def _listed(groups: Mapping[str, Sequence[int]], at: str, limit: int = 10) -> str:
+    """``"<label> at <at> i, j"`` for the first ``limit`` groups, and the rest."""
+    items = [
+        f"{label} at {at} {', '.join(map(str, where))}"
+        for label, where in list(groups.items())[:limit]
+    ]
+    if len(groups) > limit:
+        items.append(f"and {len(groups) - limit} more")
+    return "; ".join(items)
+
+
+def repeated_seeds(config: ExperimentConfig, runs: Sequence[RunSpec]) -> list[str]:
+    """The seeds the plan ``runs`` of ``config`` draws more than once, described.
+
+    Seeds are drawn as the authors draw them, from 0 to 999,999
+    (``RandomState.randint(0, 1000000, n)``), so a long protocol repeats some
+    (the birthday bound: 10,000 split seeds from master seed 42 hold 50
+    repeats). The plan keeps every run, so its keys and the rows already
+    written do not change; a repeated run is the same run as the first one
+    (:func:`~diffresnet_pyg.experiments.results.run_identity`), and the
+    summary counts it once.
+
+    Args:
+        config (ExperimentConfig): The config (its ``split.scheme``).
+        runs (sequence of RunSpec): Its planned runs (:func:`plan_runs`).
+
+    Returns:
+        list[str]: A line naming the split seeds of the ``"per_class"``
+        scheme drawn for several splits and their split indices, and a line
+        naming init seeds drawn twice within a split; none when no seed
+        repeats.
+    """
+    lines = []
+    if config.split.scheme == "per_class":
+        by_seed: dict[int, list[int]] = {}
+        for split, seed in sorted({(r.split, r.split_seed) for r in runs}):
+            by_seed.setdefault(seed, []).append(split)
+        repeats = {f"seed {s}": where for s, where in by_seed.items() if len(where) > 1}
+        if repeats:
+            count = sum(len(where) - 1 for where in repeats.values())
+            lines.append(
+                f"{count} split(s) repeat the seed of an earlier split "
+                f"({_listed(repeats, 'splits')}); their runs are the runs of the "
+                "first split with that seed and are counted once in the summary"
+            )
+    by_init: dict[tuple[int, int], list[int]] = {}
+    for run in runs:
+        by_init.setdefault((run.split, run.init_seed), []).append(run.init)
+    inits = {
+        f"split {split} init seed {seed}": where
+        for (split, seed), where in by_init.items()
+        if len(where) > 1
+    }
+    if inits:
+        lines.append(
+            f"init seeds drawn twice within a split ({_listed(inits, 'inits')}); "
+            "those runs are counted once in the summary"
+        )
+    return lines
+
+
+def _warn_repeated_seeds(
+    config: ExperimentConfig, plan: Mapping[tuple[int, int], RunSpec]
+) -> None:
+    """Log a warning per line of :func:`repeated_seeds` of the plan."""
+    for line in repeated_seeds(config, list(plan.values())):
+        logger.warning("%s: %s", config.output, line)
 
 
 def _chunks(items: Sequence[RunSpec], size: int) -> Iterator[list[RunSpec]]:
@@ -561,6 +633,7 @@ def run_chunk(
             result,
             batch_members=len(chunk),
             batch_seconds=time.perf_counter() - started,
+            max_epochs=config.train.max_epochs,
         )
         rows.append(row)
         if on_row is not None:
@@ -655,6 +728,7 @@ def _prepare(
     done = {(int(r["split"]), int(r["init"])) for r in load_rows(folder / RUNS_FILE)}
     work = _resolved(config)
     _, plan = _planned(work)
+    _warn_repeated_seeds(config, plan)
     pending = [run for key, run in plan.items() if key not in done]
     batch = config.train.batch_members if config.model.spec.batchable else 1
     logger.info(
@@ -1108,6 +1182,7 @@ def _plan_point(
     )
     work = _resolved(config)
     _, plan = _planned(work)
+    _warn_repeated_seeds(config, plan)
     rows = read_rows(folder / RUNS_FILE) if folder.is_dir() else []
     finished = {
         (int(r["split"]), int(r["init"])): r

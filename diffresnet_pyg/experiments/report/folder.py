@@ -70,6 +70,31 @@ def _expected_from_split(split: Mapping[str, Any]) -> int | None:
     return None
 
 
+def _planned_rows(
+    rows: Sequence[Mapping[str, Any]], split: Mapping[str, Any]
+) -> tuple[list[Mapping[str, Any]], int]:
+    """The rows of the runs ``split`` plans, and how many rows it does not plan.
+
+    The config's plan is every ``(split, init)`` with ``split <
+    split.num_splits`` and ``init < split.num_inits`` (in every scheme).
+    Without both counts every row is kept. A row whose ``split`` or ``init``
+    is not an integer is kept, for the summary to refuse it by name.
+    """
+    num_splits, num_inits = split.get("num_splits"), split.get("num_inits")
+    if not (isinstance(num_splits, int) and isinstance(num_inits, int)):
+        return list(rows), 0
+    kept = []
+    for row in rows:
+        try:
+            planned = 0 <= int(row["split"]) < num_splits
+            planned = planned and 0 <= int(row["init"]) < num_inits
+        except (KeyError, TypeError, ValueError):
+            planned = True
+        if planned:
+            kept.append(row)
+    return kept, len(rows) - len(kept)
+
+
 def collect_summary(
     results_dir: PathLike, expected_runs: int | None = None
 ) -> dict[str, Any]:
@@ -84,6 +109,11 @@ def collect_summary(
     Returns:
         dict: What ``summary.json`` holds; see
         :func:`~diffresnet_pyg.experiments.report.writing.write_summary`.
+        Rows of runs the folder's config does not plan (``split`` at least
+        ``split.num_splits`` or ``init`` at least ``split.num_inits``, e.g.
+        after the counts were lowered) stay in ``runs.jsonl`` but are left
+        out, with a warning; ``ignored_rows`` counts them
+        (``{"not_planned": k}``).
 
     Raises:
         FileNotFoundError: If the folder has no ``runs.jsonl``.
@@ -98,8 +128,30 @@ def collect_summary(
     model = _section(config, "model")
     split = _section(config, "split")
     train = _section(config, "train")
+    planned, not_planned = _planned_rows(rows, split)
+    if not_planned:
+        logger.warning(
+            "%s: ignoring %d of %d rows outside the plan of %s (split.num_splits "
+            "= %s, split.num_inits = %s); they stay in %s and count again once "
+            "the config plans them",
+            results_dir,
+            not_planned,
+            len(rows),
+            CONFIG_FILE,
+            split.get("num_splits"),
+            split.get("num_inits"),
+            RUNS_FILE,
+        )
+    if not planned:
+        raise ValueError(
+            f"{results_dir / RUNS_FILE}: none of its {len(rows)} rows is a run "
+            f"that {CONFIG_FILE} plans (split.num_splits = "
+            f"{split.get('num_splits')}, split.num_inits = {split.get('num_inits')})"
+        )
     try:
-        runs = summarize_runs(rows, max_epochs=_max_epochs(train))
+        runs = summarize_runs(
+            planned, max_epochs=_max_epochs(train), scheme=split.get("scheme")
+        )
     except ValueError as exc:
         raise ValueError(f"{results_dir / RUNS_FILE}: {exc}") from exc
     if runs["stopped_at_max_epochs"] is not None:
@@ -128,4 +180,5 @@ def collect_summary(
         "complete": complete,
     }
     out.update(runs)
+    out["ignored_rows"] = {"not_planned": not_planned}
     return out

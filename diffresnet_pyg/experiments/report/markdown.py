@@ -37,6 +37,7 @@ __all__ = [
     "protocol_line",
     "results_markdown",
     "results_table",
+    "rows_note",
     "runs_cell",
     "summary_markdown",
     "sweep_markdown",
@@ -118,6 +119,57 @@ def runs_cell(summary: Mapping[str, Any]) -> str:
     return str(n)
 
 
+def _plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def rows_note(summary: Mapping[str, Any]) -> str | None:
+    """Sentences on the runs' statuses and on rows left out of the statistics.
+
+    Says, when runs diverged, how many runs have each status (from
+    ``status_counts``), how many rows of runs the config does not plan were
+    ignored (``ignored_rows``), and how many rows the means leave out
+    (``excluded_from_mean``); :obj:`None` when there is nothing to say.
+
+    Example:
+        >>> rows_note({"status_counts": {"ok": 3, "diverged": 1, "max_epochs": 0},
+        ...            "ignored_rows": {"not_planned": 2}})  # doctest: +ELLIPSIS
+        'Status: 3 ok, 1 diverged... 2 rows of runs.jsonl are runs config.yaml...'
+    """
+    parts = []
+    counts = summary.get("status_counts")
+    if counts and counts.get("diverged"):
+        text = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+        parts.append(
+            f"Status: {text} (diverged: a non-finite validation loss or "
+            "accuracy, written as null; max_epochs: not stopped early)."
+        )
+    ignored = (summary.get("ignored_rows") or {}).get("not_planned")
+    if ignored:
+        parts.append(
+            f"{_plural(ignored, 'row', 'rows')} of runs.jsonl "
+            f"{'is a run' if ignored == 1 else 'are runs'} config.yaml does not "
+            "plan (split or init index beyond split.num_splits × split.num_inits): "
+            "left out of this summary, kept in the file."
+        )
+    excluded = summary.get("excluded_from_mean") or {}
+    repeated = excluded.get("repeated_seeds")
+    if repeated:
+        parts.append(
+            f"{_plural(repeated, 'run repeats', 'runs repeat')} the split seed and "
+            "init seed of an earlier run (seeds are drawn from 0 to 999,999) and "
+            f"{'is' if repeated == 1 else 'are'} counted once in the statistics; "
+            f"{summary.get('num_distinct_splits')} distinct split seeds."
+        )
+    missing = excluded.get("non_finite_test_acc")
+    if missing:
+        parts.append(
+            f"{_plural(missing, 'run has', 'runs have')} no finite test accuracy "
+            f"and {'is' if missing == 1 else 'are'} left out of the statistics."
+        )
+    return " ".join(parts) or None
+
+
 def summary_markdown(summary: Mapping[str, Any]) -> str:
     """The ``summary.md`` of one results folder.
 
@@ -171,6 +223,7 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     )
     if summary["test_acc"]["n"] == 1:
         note += " A single run has no spread and no interval."
+    rows_text = rows_note(summary)
     split_rows = [
         [
             str(p["split"]),
@@ -197,6 +250,7 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
         "",
         epochs_line,
         "",
+        *([rows_text, ""] if rows_text else []),
         "## Per split",
         "",
         markdown_table(

@@ -21,8 +21,16 @@ import numpy as np
 from diffresnet_pyg.experiments import results
 from diffresnet_pyg.experiments.report.layout import RUNS_FILE, PathLike
 from diffresnet_pyg.experiments.report.stats import summarize
+from diffresnet_pyg.experiments.results import RUN_STATUSES, row_status, run_identity
 
-__all__ = ["REQUIRED_KEYS", "hit_max_epochs", "read_rows", "summarize_runs"]
+__all__ = [
+    "REQUIRED_KEYS",
+    "distinct_runs",
+    "hit_max_epochs",
+    "read_rows",
+    "status_counts",
+    "summarize_runs",
+]
 
 # One logger for the whole package, so log lines name the report package.
 logger = logging.getLogger("diffresnet_pyg.experiments.report")
@@ -98,6 +106,61 @@ def hit_max_epochs(row: Mapping[str, Any], max_epochs: int | None) -> bool:
     return epochs >= max_epochs and (best is None or int(best) >= epochs)
 
 
+def status_counts(
+    rows: Sequence[Mapping[str, Any]], max_epochs: int | None = None
+) -> dict[str, int]:
+    """How many rows have each run status (``ok``, ``diverged``, ``max_epochs``).
+
+    The status is the row's ``status``, or derived for rows written without
+    one (:func:`~diffresnet_pyg.experiments.results.row_status`).
+
+    Example:
+        >>> status_counts([{"epochs": 9, "val_loss": None}, {"epochs": 9}], 10)
+        {'ok': 1, 'diverged': 1, 'max_epochs': 0}
+    """
+    counts = dict.fromkeys(RUN_STATUSES, 0)
+    for row in rows:
+        counts[row_status(row, max_epochs)] += 1
+    return counts
+
+
+def distinct_runs(
+    rows: Sequence[Mapping[str, Any]], scheme: str | None = None
+) -> tuple[list[Mapping[str, Any]], int]:
+    """One row per distinct run: rows that repeat an earlier run's seeds are dropped.
+
+    Seeds are drawn from 0 to 999,999, so a long protocol holds splits (or
+    inits) with the seeds of an earlier one: the same run
+    (:func:`~diffresnet_pyg.experiments.results.run_identity`). Of each
+    group the row with the smallest ``(split, init)`` is kept.
+
+    Args:
+        rows (sequence of dict): Rows with at most one row per (split, init).
+        scheme (str, optional): ``split.scheme`` of the config.
+            (default: :obj:`None`)
+
+    Returns:
+        tuple[list[dict], int]: The kept rows, sorted by ``(split, init)``,
+        and how many rows were dropped.
+
+    Example:
+        >>> rows = [dict(split=s, split_seed=7, init=0, init_seed=1) for s in (0, 1)]
+        >>> [r["split"] for r in distinct_runs(rows)[0]], distinct_runs(rows)[1]
+        ([0], 1)
+    """
+    kept: dict[tuple[int, int], Mapping[str, Any]] = {}
+    for row in sorted(rows, key=lambda r: (int(r["split"]), int(r["init"]))):
+        init_seed = row.get("init_seed", row["init"])  # old rows: the init index
+        identity = run_identity(scheme, row["split"], row["split_seed"], init_seed)
+        kept.setdefault(identity, row)
+    return list(kept.values()), len(rows) - len(kept)
+
+
+def _missing_score(value: Any) -> bool:
+    """A score written as ``null`` or (in old rows) as a non-finite number."""
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
+
+
 def _finite(row: Mapping[str, Any], key: str, where: str) -> float:
     value = row[key]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -141,7 +204,10 @@ def _check_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 
 
 def summarize_runs(
-    rows: Sequence[Mapping[str, Any]], *, max_epochs: int | None = None
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    max_epochs: int | None = None,
+    scheme: str | None = None,
 ) -> dict[str, Any]:
     """Reduce the per-run rows of one experiment to summary statistics.
 
@@ -151,6 +217,13 @@ def summarize_runs(
     resumed after an interruption), the later row wins and a warning is
     logged.
 
+    Every run counts in ``n_runs``, ``status_counts``, epochs and time. The
+    accuracy statistics and ``per_split`` are over one row per distinct run
+    (:func:`distinct_runs`: a run that repeats the split seed and init seed
+    of an earlier one is counted once) with a test accuracy (a ``null`` or
+    non-finite one is left out); ``excluded_from_mean`` says how many rows
+    each rule left out.
+
     Args:
         rows (sequence of dict): Rows as returned by :func:`read_rows`; each
             needs the keys ``split``, ``split_seed``, ``init``, ``epochs``,
@@ -159,6 +232,8 @@ def summarize_runs(
         max_epochs (int, optional): ``train.max_epochs`` of the runs'
             config, to count the runs that reached it
             (:func:`hit_max_epochs`). (default: :obj:`None`)
+        scheme (str, optional): ``split.scheme`` of the runs' config, to
+            tell repeated runs (:func:`distinct_runs`). (default: :obj:`None`)
 
     Returns:
         dict: ``n_runs``, ``n_splits``, ``test_acc`` and ``val_acc``
@@ -168,11 +243,16 @@ def summarize_runs(
         ``split``, ``split_seed``, ``n`` and ``test_acc_mean`` in percent,
         sorted by split) and ``stopped_at_max_epochs`` (``n`` runs that
         reached ``max_epochs`` of ``of`` runs, and ``max_epochs``;
-        :obj:`None` without ``max_epochs``).
+        :obj:`None` without ``max_epochs``), ``status_counts`` (runs per
+        status: ``ok``, ``diverged``, ``max_epochs``), ``num_distinct_splits``
+        (distinct split seeds; split indices for the ``"given"`` scheme) and
+        ``excluded_from_mean`` (``repeated_seeds``: rows of a run counted
+        already; ``non_finite_test_acc``: rows without a finite test
+        accuracy).
 
     Raises:
-        ValueError: If there are no rows, or a row lacks a key or holds an
-            invalid value.
+        ValueError: If there are no rows, no row has a finite test accuracy,
+            or a row lacks a key or holds an invalid value.
 
     Example:
         >>> rows = [
@@ -189,31 +269,52 @@ def summarize_runs(
     if not rows:
         raise ValueError("no runs to summarize")
     checked = _check_rows(rows)
-    test = [100.0 * _accuracy(r, "test_acc", f"run {_label(r)}") for r in checked]
-    val = [100.0 * _accuracy(r, "val_acc", f"run {_label(r)}") for r in checked]
+    distinct, repeated = distinct_runs(checked, scheme)
+    counted = [r for r in distinct if not _missing_score(r["test_acc"])]
+    if not counted:
+        raise ValueError(
+            f"none of the {len(checked)} runs has a finite test accuracy "
+            "(diverged runs are written with 'test_acc': null)"
+        )
+    test = [100.0 * _accuracy(r, "test_acc", f"run {_label(r)}") for r in counted]
+    val = [
+        100.0 * _accuracy(r, "val_acc", f"run {_label(r)}")
+        for r in counted
+        if not _missing_score(r["val_acc"])
+    ]
+    if not val:
+        raise ValueError(
+            f"none of the {len(counted)} runs with a test accuracy has a finite "
+            "validation accuracy"
+        )
     epochs = np.asarray([_finite(r, "epochs", f"run {_label(r)}") for r in checked])
     seconds = np.asarray([_finite(r, "seconds", f"run {_label(r)}") for r in checked])
+    # the split part of a run's identity: its seed (its index for "given")
+    identities = {
+        run_identity(scheme, r["split"], r["split_seed"], 0)[0] for r in checked
+    }
 
     splits: dict[int, list[int]] = {}
-    for i, row in enumerate(checked):
+    for i, row in enumerate(counted):
         splits.setdefault(int(row["split"]), []).append(i)
     per_split = []
     for split in sorted(splits):
         idx = splits[split]
-        seeds = {checked[i]["split_seed"] for i in idx}
+        seeds = {counted[i]["split_seed"] for i in idx}
         if len(seeds) > 1:
             logger.warning("split %d has several split seeds: %s", split, seeds)
         per_split.append(
             {
                 "split": split,
-                "split_seed": checked[idx[0]]["split_seed"],
+                "split_seed": counted[idx[0]]["split_seed"],
                 "n": len(idx),
                 "test_acc_mean": float(np.mean([test[i] for i in idx])),
             }
         )
     return {
         "n_runs": len(checked),
-        "n_splits": len(splits),
+        "n_splits": len({int(r["split"]) for r in checked}),
+        "num_distinct_splits": len(identities),
         "test_acc": summarize(test).to_dict(),
         "val_acc": summarize(val).to_dict(),
         "epochs": {
@@ -230,6 +331,11 @@ def summarize_runs(
             "n": sum(hit_max_epochs(r, max_epochs) for r in checked),
             "of": len(checked),
             "max_epochs": max_epochs,
+        },
+        "status_counts": status_counts(checked, max_epochs),
+        "excluded_from_mean": {
+            "repeated_seeds": repeated,
+            "non_finite_test_acc": len(distinct) - len(counted),
         },
     }
 

@@ -64,10 +64,12 @@ def write_summary(
         output plus ``name``, ``dataset``, ``model``, ``dataset_params``
         (without ``root``), ``model_params``, ``split``, ``train``,
         ``expected_runs`` and ``complete``
-        (whether ``n_runs == expected_runs``); ``stopped_at_max_epochs``
-        also holds the config's ``early_stopping`` rule. This is what
-        ``summary.json`` holds. A warning is logged when runs reached
-        ``train.max_epochs`` with early stopping on.
+        (whether ``n_runs == expected_runs``) and ``ignored_rows``
+        (``{"not_planned": k}``: rows of runs ``config.yaml`` does not plan,
+        left out); ``stopped_at_max_epochs`` also holds the config's
+        ``early_stopping`` rule. This is what ``summary.json`` holds. A
+        warning is logged when runs reached ``train.max_epochs`` with early
+        stopping on, and when rows were left out as not planned.
 
     Raises:
         FileNotFoundError: If the folder has no ``runs.jsonl``.

@@ -159,6 +159,13 @@ class DatasetConfig(Section):
 #: Split schemes of :class:`SplitConfig`.
 SPLIT_SCHEMES: tuple[str, ...] = ("per_class", "given", "public")
 
+#: The most splits (``split.num_splits``) and inits per split
+#: (``split.num_inits``) a config may ask for. Seeds are drawn from 0 to
+#: 999,999, so a long protocol repeats some (the birthday bound: about
+#: n * n / 2,000,000 repeats among n seeds, 50 among 10,000
+#: split seeds from master seed 42); repeated runs are counted once.
+MAX_RUNS_PER_AXIS = 10_000
+
 #: Named dataset families loaded with their own train/val/test masks.
 PUBLIC_SPLIT_FAMILIES: tuple[str, ...] = ("planetoid/", "ogb/")
 
@@ -178,8 +185,14 @@ class SplitConfig(Section):
             140/500/1000; the largest component is not taken).
         master_seed: The seed that draws the split seeds.
         num_splits: Number of splits (1 for ``"public"``; at most the
-            number of mask columns for ``"given"``).
-        num_inits: Weight initializations per split.
+            number of mask columns for ``"given"``; at most
+            :data:`MAX_RUNS_PER_AXIS`, 10,000). Split seeds are drawn from 0
+            to 999,999 as the authors draw them, so many splits hold some
+            with the same seed (50 of 10,000 from master seed 42): the plan
+            keeps them, a warning names them, and the summary counts each
+            repeated run once.
+        num_inits: Weight initializations per split (at most
+            :data:`MAX_RUNS_PER_AXIS`; init seeds repeat as split seeds do).
         train_per_class: Training nodes per class (``"per_class"`` only).
         val_per_class: Validation nodes per class (``"per_class"`` only).
 
@@ -197,8 +210,12 @@ be 1 for scheme 'public' (the dataset's own split), got 100
 
     scheme: str = validated_field(check_choice(SPLIT_SCHEMES), "per_class")
     master_seed: int = validated_field(check_int(minimum=0, maximum=2**32 - 1), 42)
-    num_splits: int = validated_field(POSITIVE_INT, 100)
-    num_inits: int = validated_field(POSITIVE_INT, 20)
+    num_splits: int = validated_field(
+        check_int(minimum=1, maximum=MAX_RUNS_PER_AXIS), 100
+    )
+    num_inits: int = validated_field(
+        check_int(minimum=1, maximum=MAX_RUNS_PER_AXIS), 20
+    )
     train_per_class: int = validated_field(POSITIVE_INT, 20)
     val_per_class: int = validated_field(POSITIVE_INT, 30)
 

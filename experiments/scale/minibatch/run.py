@@ -147,6 +147,7 @@ def worker(args: argparse.Namespace) -> None:
             result,
             batch_members=len(chunk),
             batch_seconds=time.perf_counter() - stamps[0],
+            max_epochs=config.train.max_epochs,
         )
         row["epoch_seconds"] = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
         row["epoch_members"] = list(active)
