@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import Tensor
 
 from diffresnet_pyg.evaluate import Evaluator
@@ -55,9 +54,11 @@ from diffresnet_pyg.experiments.results import (
     append_rows,
     check_config_folder,
     claim_config_folder,
+    folder_lock_scope,
     load_rows,
     write_atomic,
 )
+from diffresnet_pyg.experiments.schema import read_yaml_file
 from diffresnet_pyg.fewshot.episodes import Episodes, sample_episodes
 from diffresnet_pyg.fewshot.methods import (
     EpisodeNetConfig,
@@ -201,6 +202,7 @@ def _official_episodes(
     )
 
 
+@folder_lock_scope()
 def run_fewshot(config: FewShotConfig, *, progress: Progress = True) -> dict[str, Any]:
     """Run (or resume) a few-shot config; return its summary.
 
@@ -210,7 +212,9 @@ def run_fewshot(config: FewShotConfig, *, progress: Progress = True) -> dict[str
     :mod:`~diffresnet_pyg.experiments.progress`).
 
     Raises:
-        ResultsFolderError: If the output folder holds another config.
+        ResultsFolderError: If the output folder holds another config, or
+            another process is writing to it (it stays locked until this
+            returns).
     """
     folder = Path(config.output)
     check_config_folder(
@@ -364,9 +368,7 @@ def summarize_fewshot(folder: str | os.PathLike[str]) -> dict[str, Any]:
             finished: rerun it to resume).
     """
     folder = Path(folder)
-    config = fewshot_config_from_dict(
-        yaml.safe_load((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-    )
+    config = fewshot_config_from_dict(read_yaml_file(folder / CONFIG_FILE))
     methods = expand_methods(config)
     rows = load_rows(folder / EPISODES_FILE)
     by_method: dict[str, dict[int, Mapping[str, Any]]] = {}
