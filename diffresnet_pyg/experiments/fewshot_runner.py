@@ -56,6 +56,7 @@ from diffresnet_pyg.experiments.results import (
     claim_config_folder,
     folder_lock_scope,
     load_rows,
+    unique_rows,
     write_atomic,
 )
 from diffresnet_pyg.experiments.schema import read_yaml_file
@@ -368,9 +369,21 @@ def summarize_fewshot(folder: str | os.PathLike[str]) -> dict[str, Any]:
             finished: rerun it to resume).
     """
     folder = Path(folder)
-    config = fewshot_config_from_dict(read_yaml_file(folder / CONFIG_FILE))
+    config = fewshot_config_from_dict(
+        read_yaml_file(folder / CONFIG_FILE, aliases=True)
+    )
     methods = expand_methods(config)
-    rows = load_rows(folder / EPISODES_FILE)
+    rows, duplicates = unique_rows(
+        load_rows(folder / EPISODES_FILE),
+        lambda row: (row["method"], int(row["episode"])),
+    )
+    if duplicates:
+        logger.warning(
+            "%s: %d duplicate row(s) of a (method, episode) ignored; the first "
+            "row of each counts",
+            folder / EPISODES_FILE,
+            duplicates,
+        )
     by_method: dict[str, dict[int, Mapping[str, Any]]] = {}
     for row in rows:
         by_method.setdefault(row["method"], {})[int(row["episode"])] = row

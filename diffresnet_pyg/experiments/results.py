@@ -411,7 +411,7 @@ def check_config_folder(
     path = folder / CONFIG_FILE
     if path.exists():
         try:
-            old = from_dict(read_yaml_file(path))
+            old = from_dict(read_yaml_file(path, aliases=True))
         except Exception as exc:  # noqa: BLE001 - any unreadable config refuses
             raise ResultsFolderError(
                 f"{folder} holds a config.yaml that cannot be read ({exc}); "

@@ -86,6 +86,7 @@ from diffresnet_pyg.experiments.results import (
     folder_lock_scope,
     lock_folder,
     read_rows,
+    unique_rows,
     write_atomic,
 )
 from diffresnet_pyg.experiments.runner import run_experiment
@@ -205,7 +206,7 @@ def _claim(folder: Path, config: ExperimentConfig, space: SearchSpace) -> None:
     path = folder / TUNE_FILE
     if path.exists():
         try:
-            old = read_yaml_file(path)
+            old = read_yaml_file(path, aliases=True)
             old_config = config_from_dict(old["config"])
             old_space = space_from_dict(old["space"])
         except Exception as exc:  # noqa: BLE001 - any unreadable record refuses
@@ -485,7 +486,10 @@ def tune(
                 _write_record(optuna, study, folder, config, space)
                 raise
             refused = 0
-            rows = read_rows(folder / name / RUNS_FILE)
+            rows, _ = unique_rows(
+                read_rows(folder / name / RUNS_FILE),
+                lambda row: (row["split"], row["init"]),
+            )
             acc = _mean_std([r["val_acc"] for r in rows], scale=100.0)
             loss = _mean_std([r["val_loss"] for r in rows])
             trial.set_user_attr("val_acc", acc)

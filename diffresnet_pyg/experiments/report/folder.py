@@ -28,7 +28,7 @@ def _read_config(results_dir: Path) -> dict[str, Any]:
     path = results_dir / CONFIG_FILE
     if not path.is_file():
         return {}
-    config = read_yaml_file(path)
+    config = read_yaml_file(path, aliases=True)
     if config is None:
         return {}
     if not isinstance(config, dict):

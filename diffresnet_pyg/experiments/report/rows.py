@@ -118,9 +118,10 @@ def _accuracy(row: Mapping[str, Any], key: str, where: str) -> float:
     return value
 
 
-def _check_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Validate rows and drop earlier duplicates of a (split, init) pair."""
-    by_key: dict[tuple[int, int], Mapping[str, Any]] = {}
+def _check_rows(
+    rows: Sequence[Mapping[str, Any]],
+) -> tuple[list[Mapping[str, Any]], int]:
+    """Validated rows, the first of each (split, init); and how many were dropped."""
     for i, row in enumerate(rows):
         where = f"row {i + 1}"
         if not isinstance(row, Mapping):
@@ -129,15 +130,19 @@ def _check_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         if missing:
             raise ValueError(f"{where}: missing key(s) {', '.join(missing)}")
         try:
-            key = (int(row["split"]), int(row["init"]))
+            int(row["split"]), int(row["init"])
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{where}: 'split' and 'init' must be integers") from exc
-        if key in by_key:
-            logger.warning(
-                "duplicate run for split %d init %d; keeping the later row", *key
-            )
-        by_key[key] = row
-    return list(by_key.values())
+    kept, dropped = results.unique_rows(
+        rows, lambda row: (int(row["split"]), int(row["init"]))
+    )
+    if dropped:
+        logger.warning(
+            "%d duplicate row(s) of a (split, init) run ignored; the first row of "
+            "each run is kept (two processes wrote to the folder at once?)",
+            dropped,
+        )
+    return kept, dropped
 
 
 def summarize_runs(
@@ -147,9 +152,9 @@ def summarize_runs(
 
     Accuracies are reported in percent (see
     :func:`~diffresnet_pyg.experiments.report.stats.summarize` for the statistics).
-    When the same (split, init) pair occurs more than once (an experiment
-    resumed after an interruption), the later row wins and a warning is
-    logged.
+    When the same (split, init) pair occurs more than once (two processes
+    wrote to one folder at once), the first row counts, the others are
+    ignored (``duplicate_rows`` says how many) and a warning is logged.
 
     Args:
         rows (sequence of dict): Rows as returned by :func:`read_rows`; each
@@ -168,7 +173,8 @@ def summarize_runs(
         ``split``, ``split_seed``, ``n`` and ``test_acc_mean`` in percent,
         sorted by split) and ``stopped_at_max_epochs`` (``n`` runs that
         reached ``max_epochs`` of ``of`` runs, and ``max_epochs``;
-        :obj:`None` without ``max_epochs``).
+        :obj:`None` without ``max_epochs``) and ``duplicate_rows`` (rows of a
+        (split, init) run after its first, ignored).
 
     Raises:
         ValueError: If there are no rows, or a row lacks a key or holds an
@@ -188,7 +194,7 @@ def summarize_runs(
     """
     if not rows:
         raise ValueError("no runs to summarize")
-    checked = _check_rows(rows)
+    checked, duplicates = _check_rows(rows)
     test = [100.0 * _accuracy(r, "test_acc", f"run {_label(r)}") for r in checked]
     val = [100.0 * _accuracy(r, "val_acc", f"run {_label(r)}") for r in checked]
     epochs = np.asarray([_finite(r, "epochs", f"run {_label(r)}") for r in checked])
@@ -231,6 +237,7 @@ def summarize_runs(
             "of": len(checked),
             "max_epochs": max_epochs,
         },
+        "duplicate_rows": duplicates,
     }
 
 

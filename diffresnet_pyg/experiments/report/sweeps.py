@@ -36,7 +36,7 @@ def _read_sweep(sweep_dir: Path) -> dict[str, Any]:
     path = sweep_dir / SWEEP_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no {SWEEP_FILE} in {sweep_dir}")
-    spec = read_yaml_file(path)
+    spec = read_yaml_file(path, aliases=True)
     if not isinstance(spec, dict):
         raise ValueError(f"{path}: expected a mapping")
     if not isinstance(spec.get("axis"), str):

@@ -68,6 +68,7 @@ from diffresnet_pyg.experiments.schema.experiment import (
 from diffresnet_pyg.experiments.schema.fields import ConfigError, merge
 from diffresnet_pyg.experiments.schema.files import (
     MAX_YAML_BYTES,
+    MAX_YAML_NODES,
     load_config,
     load_yaml_text,
     parse_overrides,
@@ -93,6 +94,7 @@ __all__ = [
     "BATCHING_METHODS",
     "EXECUTOR_KINDS",
     "MAX_YAML_BYTES",
+    "MAX_YAML_NODES",
     "OPTIMIZER_NAMES",
     "SPLIT_SCHEMES",
     "TOP_LEVEL_KEYS",

@@ -6,7 +6,10 @@ one bounded loader (:func:`read_yaml_file`, :func:`load_yaml_text`): a file
 larger than :data:`MAX_YAML_BYTES` is refused unread, and so is any anchor
 (``&name``) or alias (``*name``), found on the event stream before a node
 is built, so that a small file cannot expand to an exponentially large
-object (the "billion laughs" shape). Keys repeated in a mapping are errors.
+object (the "billion laughs" shape). The files a results folder holds,
+written by ``yaml.safe_dump`` (which writes an anchor where a list is
+shared), may have aliases, but may expand to at most
+:data:`MAX_YAML_NODES` nodes. Keys repeated in a mapping are errors.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 #: The largest YAML file read, in bytes (1 MiB; configs are a few KiB).
 MAX_YAML_BYTES = 1 << 20
+#: The most nodes (mappings, lists, scalars) a YAML file of a results folder
+#: may expand to through its aliases (a 1 MiB file without any has fewer).
+MAX_YAML_NODES = 1_000_000
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
@@ -126,31 +132,89 @@ class _BoundedLoader(_UniqueKeyLoader):
 
     Each node's first event is checked before the node is composed, so an
     alias is refused before anything it points to is built, let alone
-    expanded.
+    expanded. With ``allow_aliases`` (the files of results folders, which
+    ``yaml.safe_dump`` writes with anchors where a list is shared), they are
+    allowed, but the document expanded may hold at most
+    :data:`MAX_YAML_NODES` nodes: counted on the composed nodes, before
+    anything is constructed.
     """
+
+    allow_aliases = False
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
         event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+        anchored = isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None)
+        if anchored and not self.allow_aliases:
             raise _AnchorRefused(
                 None, None, "anchors and aliases are not allowed", event.start_mark
             )
         return super().compose_node(parent, index)
 
+    def compose_document(self) -> yaml.Node | None:
+        node = super().compose_document()
+        if node is not None and self.allow_aliases:
+            _check_expanded_size(node)
+        return node
 
-def load_yaml_text(text: str, where: str) -> Any:
+
+class _AliasingLoader(_BoundedLoader):
+    allow_aliases = True
+
+
+def _check_expanded_size(root: yaml.Node) -> None:
+    """Refuse a document whose aliases expand it past :data:`MAX_YAML_NODES`."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise yaml.composer.ComposerError(
+                None, None, "a recursive alias", node.start_mark
+            )
+        open_nodes.add(key)
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            children = []
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > MAX_YAML_NODES:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"its aliases expand it to more than {MAX_YAML_NODES} nodes",
+                    node.start_mark,
+                )
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    size(root)
+
+
+def load_yaml_text(text: str, where: str, *, aliases: bool = False) -> Any:
     """Parse one YAML document with the bounded loader (see the module).
 
     Args:
         text: The YAML text.
         where: What the text is (a file name), for the messages.
+        aliases: Allow anchors and aliases, as long as the document they
+            expand to has at most :data:`MAX_YAML_NODES` nodes (for the files
+            a results folder holds). (default: :obj:`False`)
 
     Returns:
         Any: The plain data (mappings, lists, scalars).
 
     Raises:
-        ConfigError: If the text holds an anchor or an alias, a key repeated
-            in a mapping, or is not valid YAML; the message starts with
+        ConfigError: If the text holds an anchor or an alias (or, with
+            ``aliases``, expands too far), a key repeated in a mapping, nests
+            too deeply, or is not valid YAML; the message starts with
             ``where`` and says where in the text.
 
     Example:
@@ -162,8 +226,9 @@ def load_yaml_text(text: str, where: str) -> Any:
         ...     print(exc)
         f: YAML anchors and aliases (&name, *name) are not allowed (line 1, column 4)
     """
+    loader = _AliasingLoader if aliases else _BoundedLoader
     try:
-        return yaml.load(text, Loader=_BoundedLoader)
+        return yaml.load(text, Loader=loader)
     except _AnchorRefused as exc:
         mark = exc.problem_mark
         raise ConfigError(
@@ -172,14 +237,19 @@ def load_yaml_text(text: str, where: str) -> Any:
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: invalid YAML{_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: invalid YAML: nested too deeply") from None
 
 
-def read_yaml_file(path: str | os.PathLike[str], what: str = "YAML file") -> Any:
+def read_yaml_file(
+    path: str | os.PathLike[str], what: str = "YAML file", *, aliases: bool = False
+) -> Any:
     """Read one YAML file with the bounded loader (see the module).
 
     Args:
         path: The file.
         what: What the file is, for the messages. (default: ``"YAML file"``)
+        aliases: As in :func:`load_yaml_text`. (default: :obj:`False`)
 
     Returns:
         Any: The plain data of the file.
@@ -207,7 +277,7 @@ def read_yaml_file(path: str | os.PathLike[str], what: str = "YAML file") -> Any
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: cannot read {what} ({exc})") from None
-    return load_yaml_text(text, str(path))
+    return load_yaml_text(text, str(path), aliases=aliases)
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
