@@ -24,9 +24,11 @@ from diffresnet_pyg.experiments.results import (
 )
 from diffresnet_pyg.experiments.schema import (
     MAX_YAML_BYTES,
+    MAX_YAML_NODES,
     ConfigError,
     parse_overrides,
     read_yaml,
+    read_yaml_file,
 )
 from diffresnet_pyg.experiments.tune import load_space
 from tests.fake_data import small_graph, write_graph_file
@@ -202,6 +204,17 @@ def test_every_user_yaml_file_refuses_anchors_and_aliases(tmp_path, load):
 def test_an_override_value_refuses_aliases():
     with pytest.raises(ConfigError, match=r"^train\.x: .*anchors and aliases"):
         parse_overrides(["train.x=[&a [1], *a]"])
+
+
+def test_results_folder_yaml_may_share_a_list_but_not_expand_without_bound(tmp_path):
+    shared = tmp_path / "sweep.yaml"  # yaml.safe_dump writes a shared list so
+    shared.write_text(yaml.safe_dump({"a": (values := [1, 2]), "b": values}))
+    assert "&id001" in shared.read_text()
+    assert read_yaml_file(shared, aliases=True) == {"a": [1, 2], "b": [1, 2]}
+    bomb = tmp_path / "config.yaml"
+    bomb.write_text(_laughs())
+    with pytest.raises(ConfigError, match=f"more than {MAX_YAML_NODES} nodes"):
+        read_yaml_file(bomb, aliases=True)
 
 
 def test_a_yaml_file_larger_than_the_cap_is_refused_unread(tmp_path):
