@@ -11,6 +11,8 @@ are run:
 * ``"processes"``: a pool of ``workers`` local processes
   (:class:`concurrent.futures.ProcessPoolExecutor`, ``spawn`` start method),
   each with ``threads`` torch threads (default ``max(1, cores // workers)``);
+  a worker exits within about a second when this process dies, even when it
+  is killed (:func:`die_with_parent`);
 * ``"ray"``: one Ray task per chunk (``@ray.remote(num_cpus=...,
   num_gpus=...)``) on the cluster at ``executor.address``, the
   ``RAY_ADDRESS`` environment variable, or a new local instance.
@@ -30,11 +32,15 @@ default pool has one worker per GPU; a Ray task reserves
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
 import re
 import signal
+import sys
+import threading
+import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -49,6 +55,7 @@ __all__ = [
     "available_cpus",
     "check_device",
     "check_executor",
+    "die_with_parent",
     "map_chunks",
     "num_workers",
     "worker_device",
@@ -62,6 +69,9 @@ R = TypeVar("R")
 
 #: The index of this process in a ``"processes"`` pool (None elsewhere).
 _WORKER_INDEX: int | None = None
+
+#: ``prctl`` option of Linux: the signal a process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
 
 
 def available_cpus() -> int:
@@ -219,13 +229,67 @@ def _setup_worker(threads: int | None, filters: list[Any]) -> None:
     warnings.filters[:] = filters
 
 
-def _init_process(counter: Any, threads: int | None, filters: list[Any]) -> None:
+def _parent_alive(parent: int) -> bool:
+    """Whether the process ``parent`` that started this one still runs."""
+    if os.name == "nt":  # the PID of a dead parent stays: its handle tells
+        process = multiprocessing.parent_process()
+        return process is None or process.is_alive()
+    return os.getppid() == parent  # an orphan is adopted by another process
+
+
+def _watch_parent(parent: int) -> None:
+    """Body of the watchdog thread: exit this process once ``parent`` is gone."""
+    while _parent_alive(parent):
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this process exit soon after its parent ``parent`` dies.
+
+    A pool worker calls this first, so that workers never outlive a parent
+    that was killed (``SIGKILL`` gives the parent no chance to stop them):
+    they would keep training, holding memory, for runs nobody will save.
+
+    On Linux the kernel sends this process ``SIGKILL`` when its parent dies
+    (``prctl(PR_SET_PDEATHSIG)``); the parent is checked once more afterwards,
+    for a parent that died before that was set. (Linux sends the signal when
+    the *thread* that started this process ends; the pools of
+    :func:`map_chunks` are started and waited on by the same thread.)
+    Elsewhere, or if ``prctl`` fails, a daemon thread checks every second
+    and ends this process (:func:`os._exit`) when the parent is gone.
+
+    Args:
+        parent (int): The PID of the parent (:func:`os.getpid` there).
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            done = libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+        except (OSError, AttributeError):  # no libc with prctl (unusual)
+            done = False
+        if done:
+            if not _parent_alive(parent):
+                os._exit(1)
+            return
+    threading.Thread(
+        target=_watch_parent, args=(parent,), name="parent-watchdog", daemon=True
+    ).start()
+
+
+def _init_process(
+    counter: Any, threads: int | None, filters: list[Any], parent: int | None = None
+) -> None:
     """Initializer of a pool process: its index, threads and warning filters.
 
     Ctrl-C reaches every process of the terminal's process group; the workers
     ignore it and leave it to the parent, which stops them and reports once.
+    With ``parent`` (the parent's PID), the process exits when the parent
+    dies (:func:`die_with_parent`).
     """
     global _WORKER_INDEX
+    if parent is not None:
+        die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with counter.get_lock():
         _WORKER_INDEX = counter.value
@@ -311,7 +375,7 @@ def _map_processes(
         size,
         mp_context=context,
         initializer=_init_process,
-        initargs=(counter, threads, _warning_filters()),
+        initargs=(counter, threads, _warning_filters(), os.getpid()),
     )
     futures: dict[Future[R], int] = {
         pool.submit(task, c): i for i, c in enumerate(chunks)

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import Tensor
 
 from diffresnet_pyg.evaluate import Evaluator
@@ -55,9 +54,12 @@ from diffresnet_pyg.experiments.results import (
     append_rows,
     check_config_folder,
     claim_config_folder,
+    folder_lock_scope,
     load_rows,
+    unique_rows,
     write_atomic,
 )
+from diffresnet_pyg.experiments.schema import read_yaml_file
 from diffresnet_pyg.fewshot.episodes import Episodes, sample_episodes
 from diffresnet_pyg.fewshot.methods import (
     EpisodeNetConfig,
@@ -201,6 +203,7 @@ def _official_episodes(
     )
 
 
+@folder_lock_scope()
 def run_fewshot(config: FewShotConfig, *, progress: Progress = True) -> dict[str, Any]:
     """Run (or resume) a few-shot config; return its summary.
 
@@ -210,7 +213,9 @@ def run_fewshot(config: FewShotConfig, *, progress: Progress = True) -> dict[str
     :mod:`~diffresnet_pyg.experiments.progress`).
 
     Raises:
-        ResultsFolderError: If the output folder holds another config.
+        ResultsFolderError: If the output folder holds another config, or
+            another process is writing to it (it stays locked until this
+            returns).
     """
     folder = Path(config.output)
     check_config_folder(
@@ -365,10 +370,20 @@ def summarize_fewshot(folder: str | os.PathLike[str]) -> dict[str, Any]:
     """
     folder = Path(folder)
     config = fewshot_config_from_dict(
-        yaml.safe_load((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+        read_yaml_file(folder / CONFIG_FILE, aliases=True)
     )
     methods = expand_methods(config)
-    rows = load_rows(folder / EPISODES_FILE)
+    rows, duplicates = unique_rows(
+        load_rows(folder / EPISODES_FILE),
+        lambda row: (row["method"], int(row["episode"])),
+    )
+    if duplicates:
+        logger.warning(
+            "%s: %d duplicate row(s) of a (method, episode) ignored; the first "
+            "row of each counts",
+            folder / EPISODES_FILE,
+            duplicates,
+        )
     by_method: dict[str, dict[int, Mapping[str, Any]]] = {}
     for row in rows:
         by_method.setdefault(row["method"], {})[int(row["episode"])] = row

@@ -9,12 +9,18 @@ place that reads and writes them:
 * :func:`claim_folder` (:func:`claim_config_folder` for any config type)
   creates a folder for a config, or checks that the folder was made for it
   and refuses it otherwise (:class:`ResultsFolderError`);
+* :func:`lock_folder` takes the folder's lock (:data:`LOCK_FILE`, an
+  OS-level advisory lock that dies with its process), so that one process
+  at a time writes to a folder: a claim takes it, and it is held until the
+  :func:`folder_lock_scope` around the run ends;
 * :func:`write_atomic` replaces a file in one step (a reader sees the old or
   the new text, never a part);
 * :func:`append_rows` appends rows and makes them durable (``fsync``) before
   it returns, so a killed process loses at most the row being written;
 * :func:`load_rows` reads the rows to resume from and repairs the file when a
   kill cut its last row short; :func:`read_rows` reads without writing;
+* :func:`unique_rows` keeps the first row of each key, for readers of a
+  folder that two processes wrote to at once;
 * :func:`make_row` builds the row of one (split, init) run, the format of
   every ``runs.jsonl``; :func:`row_status` reads its ``status`` (or derives
   it for rows written before rows had one).
@@ -27,14 +33,23 @@ bare ``NaN``, are still read.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import json
 import logging
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
+
+try:
+    import fcntl
+except ImportError:  # not POSIX (Windows): folders are not locked, see lock_folder
+    fcntl = None  # type: ignore[assignment]
 
 import yaml
 
@@ -43,6 +58,7 @@ from diffresnet_pyg.experiments.schema import (
     config_from_dict,
     config_to_dict,
     fingerprint,
+    read_yaml_file,
 )
 from diffresnet_pyg.experiments.training import MemberResult
 from diffresnet_pyg.typing import PathLike
@@ -50,6 +66,7 @@ from diffresnet_pyg.typing import PathLike
 __all__ = [
     "CONFIG_FILE",
     "EPISODES_FILE",
+    "LOCK_FILE",
     "ROW_KEYS",
     "RUNS_FILE",
     "RUN_STATUSES",
@@ -63,12 +80,15 @@ __all__ = [
     "check_config_folder",
     "claim_config_folder",
     "claim_folder",
+    "folder_lock_scope",
     "load_rows",
+    "lock_folder",
     "make_row",
     "read_rows",
     "row_status",
     "run_identity",
     "strict_json",
+    "unique_rows",
     "write_atomic",
 ]
 
@@ -89,6 +109,8 @@ SUMMARY_JSON = "summary.json"
 SUMMARY_MD = "summary.md"
 #: Both summary files; they are deleted before any run of a folder starts.
 SUMMARY_FILES = (SUMMARY_JSON, SUMMARY_MD)
+#: The lock file of a folder being written to; it holds the writer's PID.
+LOCK_FILE = ".lock"
 
 #: The keys of a run row, in the order :func:`make_row` writes them.
 ROW_KEYS = (
@@ -267,6 +289,137 @@ def load_rows(path: PathLike) -> list[dict[str, Any]]:
     return rows
 
 
+def unique_rows(
+    rows: Sequence[Mapping[str, Any]], key: Callable[[Mapping[str, Any]], Hashable]
+) -> tuple[list[Mapping[str, Any]], int]:
+    """The first row of each key, in order, and how many later rows were dropped.
+
+    A folder written by two processes at once (before folders were locked,
+    or where :func:`lock_folder` cannot lock) may hold a run twice; its
+    readers count each run once, with its first row.
+
+    Example:
+        >>> rows = [{"split": 0, "acc": 1}, {"split": 1}, {"split": 0, "acc": 2}]
+        >>> unique_rows(rows, lambda row: row["split"])
+        ([{'split': 0, 'acc': 1}, {'split': 1}], 1)
+    """
+    kept: dict[Hashable, Mapping[str, Any]] = {}
+    for row in rows:
+        kept.setdefault(key(row), row)
+    return list(kept.values()), len(rows) - len(kept)
+
+
+# ---------------------------------------------------------------------------
+# Locking a folder
+# ---------------------------------------------------------------------------
+
+# The locks this process holds: folder (real path) -> [file descriptor, holds].
+_held: dict[str, list[int]] = {}
+_held_guard = threading.Lock()
+# The release callbacks of the innermost folder_lock_scope, if any is open.
+_scope: contextvars.ContextVar[list[Callable[[], None]] | None] = (
+    contextvars.ContextVar("folder_lock_scope", default=None)
+)
+
+
+def _holder(fd: int) -> str:
+    """The PID written in a lock file by its holder (waits briefly for it)."""
+    for _ in range(20):  # the holder writes its PID right after locking
+        text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+        if text:
+            return f"PID {text}"
+        time.sleep(0.05)
+    return "PID unknown"
+
+
+def _release(key: str) -> None:
+    with _held_guard:
+        entry = _held[key]
+        entry[1] -= 1
+        if entry[1] == 0:
+            del _held[key]
+            os.close(entry[0])  # closing the descriptor releases the lock
+
+
+def lock_folder(folder: PathLike) -> None:
+    """Take the exclusive lock of ``folder`` for this process; create the folder.
+
+    The lock is an advisory ``fcntl.flock`` on :data:`LOCK_FILE` inside the
+    folder, which then holds this process's PID. The operating system drops
+    it when the process ends, however it ends, so a lock left by a killed
+    process never blocks a rerun. This process may lock a folder it holds
+    again. The lock is released when the innermost :func:`folder_lock_scope`
+    open in this thread ends (as often as it was taken there); outside any
+    scope it is held until the process exits. The lock file stays in the
+    folder.
+
+    On systems without ``fcntl`` (Windows) nothing is locked: two processes
+    on one folder are then not stopped, and readers of the folder keep the
+    first row of each run (:func:`unique_rows`).
+
+    Raises:
+        ResultsFolderError: If ``folder`` is a file, or another process holds
+            its lock (the message names the folder and the holder's PID).
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ResultsFolderError(
+            f"{folder} is a file, not a results folder; choose another output"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:
+        return
+    key = os.path.realpath(folder)
+    with _held_guard:
+        if key in _held:
+            _held[key][1] += 1
+        else:
+            fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _holder(fd)
+                os.close(fd)
+                raise ResultsFolderError(
+                    f"{folder} is in use by another process ({holder}, see "
+                    f"{folder / LOCK_FILE}); wait for it to finish or stop it, "
+                    "then rerun to resume"
+                ) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+            _held[key] = [fd, 1]
+    scope = _scope.get()
+    if scope is not None:
+        scope.append(lambda: _release(key))
+
+
+@contextlib.contextmanager
+def folder_lock_scope() -> Iterator[None]:
+    """Release the folder locks taken inside the block when it ends.
+
+    Also a decorator: the runners (``run_experiment``, ``run_sweep``,
+    ``tune``, ``run_fewshot``) hold each folder they claim until they
+    return or raise.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp, folder_lock_scope():
+        ...     lock_folder(tmp)  # another process is refused until the end
+        ...     lock_folder(tmp)  # this one may take it again
+    """
+    releases: list[Callable[[], None]] = []
+    token = _scope.set(releases)
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+        for release in reversed(releases):
+            release()
+
+
 # ---------------------------------------------------------------------------
 # Claiming a folder
 # ---------------------------------------------------------------------------
@@ -297,7 +450,7 @@ def check_config_folder(
     path = folder / CONFIG_FILE
     if path.exists():
         try:
-            old = from_dict(yaml.safe_load(path.read_text(encoding="utf-8")))
+            old = from_dict(read_yaml_file(path, aliases=True))
         except Exception as exc:  # noqa: BLE001 - any unreadable config refuses
             raise ResultsFolderError(
                 f"{folder} holds a config.yaml that cannot be read ({exc}); "
@@ -321,9 +474,11 @@ def claim_config_folder(
 ) -> None:
     """Create ``folder`` for ``config`` or check that it was made for it.
 
-    The folder is checked with :func:`check_config_folder`; then ``config`` is
-    written to its :data:`CONFIG_FILE` (``to_dict``, YAML, atomically), so the
-    file always holds the config as last run.
+    The folder is checked with :func:`check_config_folder` and locked
+    (:func:`lock_folder`: held until the :func:`folder_lock_scope` around the
+    caller ends) and checked again; then ``config`` is written to its
+    :data:`CONFIG_FILE` (``to_dict``, YAML, atomically), so the file always
+    holds the config as last run.
 
     Args:
         folder (str or os.PathLike): The results folder (created if missing).
@@ -334,12 +489,15 @@ def claim_config_folder(
             are results of ``config`` too; else what differs, for the message.
 
     Raises:
-        ResultsFolderError: If ``folder`` is a file, or its ``config.yaml``
-            cannot be read or describes a different experiment.
+        ResultsFolderError: If ``folder`` is a file, another process holds
+            it, or its ``config.yaml`` cannot be read or describes a different
+            experiment.
     """
     check_config_folder(folder, config, from_dict=from_dict, differences=differences)
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    lock_folder(folder)
+    # Checked again under the lock: the last holder may have rewritten it.
+    check_config_folder(folder, config, from_dict=from_dict, differences=differences)
     write_atomic(folder / CONFIG_FILE, yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
@@ -373,7 +531,8 @@ def claim_folder(folder: PathLike, config: ExperimentConfig) -> None:
     ``config.yaml`` is then rewritten with ``config``.
 
     Raises:
-        ResultsFolderError: If the folder's ``config.yaml`` cannot be read or
+        ResultsFolderError: If another process holds the folder
+            (:func:`lock_folder`), or its ``config.yaml`` cannot be read or
             describes a different experiment; the message lists the settings
             that differ.
     """

@@ -88,7 +88,9 @@ from diffresnet_pyg.experiments.results import (
     ResultsFolderError,
     append_rows,
     claim_folder,
+    folder_lock_scope,
     load_rows,
+    lock_folder,
     make_row,
     write_atomic,
 )
@@ -841,6 +843,7 @@ def _execute(
         reporter.close()
 
 
+@folder_lock_scope()
 def run_experiment(
     config: ExperimentConfig, *, progress: Progress = True, evaluate_test: bool = True
 ) -> dict[str, Any] | None:
@@ -865,6 +868,11 @@ def run_experiment(
     Returns:
         dict or None: The summary written to ``summary.json``; :obj:`None`
         when ``evaluate_test=False``.
+
+    Raises:
+        ResultsFolderError: If the folder holds another config, or another
+            process is writing to it (the folder stays locked until this
+            returns: :func:`~diffresnet_pyg.experiments.results.lock_folder`).
     """
     if config.sweep is not None:
         raise ValueError("this config has a 'sweep' section: use run_sweep")
@@ -883,6 +891,7 @@ def run_experiment(
     return point.summary
 
 
+@folder_lock_scope()
 def run_sweep(config: ExperimentConfig, *, progress: Progress = True) -> list[Path]:
     """Run every point of a sweep config, then write its table and plot.
 
@@ -907,7 +916,7 @@ def run_sweep(config: ExperimentConfig, *, progress: Progress = True) -> list[Pa
     for point in named:
         _check_runnable(point, config.executor)
     folder = Path(config.output)
-    folder.mkdir(parents=True, exist_ok=True)
+    lock_folder(folder)
     text = yaml.safe_dump(config_to_dict(config), sort_keys=False)
     write_atomic(folder / CONFIG_FILE, text)
     methods: dict[str, dict[str, Any]] = {}

@@ -80,9 +80,13 @@ from tqdm.auto import tqdm
 from diffresnet_pyg.experiments.progress import Eta, Progress, progress_mode
 from diffresnet_pyg.experiments.report.formatting import format_over_runs
 from diffresnet_pyg.experiments.results import (
+    LOCK_FILE,
     RUNS_FILE,
     ResultsFolderError,
+    folder_lock_scope,
+    lock_folder,
     read_rows,
+    unique_rows,
     write_atomic,
 )
 from diffresnet_pyg.experiments.runner import run_experiment
@@ -94,6 +98,7 @@ from diffresnet_pyg.experiments.schema import (
     fingerprint,
     merge,
     read_yaml,
+    read_yaml_file,
 )
 from diffresnet_pyg.experiments.schema.search import (
     SearchSpace,
@@ -201,7 +206,7 @@ def _claim(folder: Path, config: ExperimentConfig, space: SearchSpace) -> None:
     path = folder / TUNE_FILE
     if path.exists():
         try:
-            old = yaml.safe_load(path.read_text(encoding="utf-8"))
+            old = read_yaml_file(path, aliases=True)
             old_config = config_from_dict(old["config"])
             old_space = space_from_dict(old["space"])
         except Exception as exc:  # noqa: BLE001 - any unreadable record refuses
@@ -231,12 +236,12 @@ def _claim(folder: Path, config: ExperimentConfig, space: SearchSpace) -> None:
                 f"({'; '.join(diff)}). Use another output folder (-o), or "
                 "delete this one to start over"
             )
-    elif folder.is_dir() and any(folder.iterdir()):
+    elif folder.is_dir() and any(p.name != LOCK_FILE for p in folder.iterdir()):
         raise ResultsFolderError(
             f"{folder} is not empty and holds no {TUNE_FILE}: not a tune folder; "
             "choose another output folder (-o)"
         )
-    folder.mkdir(parents=True, exist_ok=True)
+    lock_folder(folder)
     record = {"config": config_to_dict(config), "space": space_to_dict(space)}
     write_atomic(path, yaml.safe_dump(record, sort_keys=False))
 
@@ -380,6 +385,7 @@ def _write_record(
     return best
 
 
+@folder_lock_scope()
 def tune(
     config: ExperimentConfig,
     space: SearchSpace,
@@ -410,7 +416,9 @@ def tune(
             refused, or the config has a ``sweep`` or rejects a value of the
             space.
         ResultsFolderError: If the folder holds a search of another config or
-            space, or a trial folder holds runs of another config.
+            space, a trial folder holds runs of another config, or another
+            process is writing to the folder (it stays locked until this
+            returns).
     """
     optuna = _optuna()
     check_against(space, config)
@@ -478,7 +486,10 @@ def tune(
                 _write_record(optuna, study, folder, config, space)
                 raise
             refused = 0
-            rows = read_rows(folder / name / RUNS_FILE)
+            rows, _ = unique_rows(
+                read_rows(folder / name / RUNS_FILE),
+                lambda row: (row["split"], row["init"]),
+            )
             acc = _mean_std([r["val_acc"] for r in rows], scale=100.0)
             loss = _mean_std([r["val_loss"] for r in rows])
             trial.set_user_attr("val_acc", acc)

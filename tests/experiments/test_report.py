@@ -208,8 +208,8 @@ def test_summarize_runs_duplicates_and_errors(caplog):
     again = dict(rows[0], test_acc=0.5)
     with caplog.at_level(logging.WARNING, logger="diffresnet_pyg.experiments.report"):
         out = summarize_runs([*rows, again])
-    assert out["n_runs"] == 2
-    assert out["test_acc"]["min"] == pytest.approx(50.0)
+    assert out["n_runs"] == 2 and out["duplicate_rows"] == 1
+    assert out["test_acc"]["min"] > 50.0  # the first row of the run counts
     assert "duplicate" in caplog.text
     with pytest.raises(ValueError, match="no runs"):
         summarize_runs([])

@@ -9,6 +9,7 @@ import yaml
 from diffresnet_pyg.experiments import results
 from diffresnet_pyg.experiments.results import (
     CONFIG_FILE,
+    LOCK_FILE,
     ROW_KEYS,
     RUNS_FILE,
     ResultsFolderError,
@@ -68,7 +69,7 @@ def test_claim_creates_the_folder_and_writes_the_config(tmp_path):
     assert written["model"]["layer_num"] == 2
     assert config_from_dict(written) == cfg
     claim_folder(folder, cfg)  # the same config again: accepted
-    assert sorted(p.name for p in folder.iterdir()) == [CONFIG_FILE]
+    assert sorted(p.name for p in folder.iterdir()) == [LOCK_FILE, CONFIG_FILE]
 
 
 def test_claim_accepts_more_runs_and_another_output(tmp_path):

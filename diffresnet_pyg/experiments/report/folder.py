@@ -14,10 +14,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from diffresnet_pyg.experiments.report.layout import CONFIG_FILE, RUNS_FILE, PathLike
 from diffresnet_pyg.experiments.report.rows import read_rows, summarize_runs
+from diffresnet_pyg.experiments.schema import read_yaml_file
 
 __all__ = ["collect_summary"]
 
@@ -29,8 +28,7 @@ def _read_config(results_dir: Path) -> dict[str, Any]:
     path = results_dir / CONFIG_FILE
     if not path.is_file():
         return {}
-    with path.open(encoding="utf-8") as f:
-        config = yaml.safe_load(f)
+    config = read_yaml_file(path, aliases=True)
     if config is None:
         return {}
     if not isinstance(config, dict):

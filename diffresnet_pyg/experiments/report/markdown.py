@@ -206,6 +206,11 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
             f"complete: {'true' if complete else 'false'} "
             f"({summary['n_runs']} of {expected} expected runs)"
         )
+    if summary.get("duplicate_rows"):
+        complete_line += (
+            f"; {summary['duplicate_rows']} duplicate rows of a (split, init) run "
+            "ignored (the first row of each run counts)"
+        )
     epochs, seconds = summary["epochs"], summary["seconds"]
     epochs_line = (
         f"Epochs: mean {epochs['mean']:.1f}, median {epochs['median']:g}, "

@@ -181,9 +181,10 @@ def _accuracy(row: Mapping[str, Any], key: str, where: str) -> float:
     return value
 
 
-def _check_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Validate rows and drop earlier duplicates of a (split, init) pair."""
-    by_key: dict[tuple[int, int], Mapping[str, Any]] = {}
+def _check_rows(
+    rows: Sequence[Mapping[str, Any]],
+) -> tuple[list[Mapping[str, Any]], int]:
+    """Validated rows, the first of each (split, init); and how many were dropped."""
     for i, row in enumerate(rows):
         where = f"row {i + 1}"
         if not isinstance(row, Mapping):
@@ -192,15 +193,19 @@ def _check_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         if missing:
             raise ValueError(f"{where}: missing key(s) {', '.join(missing)}")
         try:
-            key = (int(row["split"]), int(row["init"]))
+            int(row["split"]), int(row["init"])
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{where}: 'split' and 'init' must be integers") from exc
-        if key in by_key:
-            logger.warning(
-                "duplicate run for split %d init %d; keeping the later row", *key
-            )
-        by_key[key] = row
-    return list(by_key.values())
+    kept, dropped = results.unique_rows(
+        rows, lambda row: (int(row["split"]), int(row["init"]))
+    )
+    if dropped:
+        logger.warning(
+            "%d duplicate row(s) of a (split, init) run ignored; the first row of "
+            "each run is kept (two processes wrote to the folder at once?)",
+            dropped,
+        )
+    return kept, dropped
 
 
 def summarize_runs(
@@ -213,9 +218,9 @@ def summarize_runs(
 
     Accuracies are reported in percent (see
     :func:`~diffresnet_pyg.experiments.report.stats.summarize` for the statistics).
-    When the same (split, init) pair occurs more than once (an experiment
-    resumed after an interruption), the later row wins and a warning is
-    logged.
+    When the same (split, init) pair occurs more than once (two processes
+    wrote to one folder at once), the first row counts, the others are
+    ignored (``duplicate_rows`` says how many) and a warning is logged.
 
     Every run counts in ``n_runs``, ``status_counts``, epochs and time. The
     accuracy statistics and ``per_split`` are over one row per distinct run
@@ -245,10 +250,11 @@ def summarize_runs(
         reached ``max_epochs`` of ``of`` runs, and ``max_epochs``;
         :obj:`None` without ``max_epochs``), ``status_counts`` (runs per
         status: ``ok``, ``diverged``, ``max_epochs``), ``num_distinct_splits``
-        (distinct split seeds; split indices for the ``"given"`` scheme) and
+        (distinct split seeds; split indices for the ``"given"`` scheme),
         ``excluded_from_mean`` (``repeated_seeds``: rows of a run counted
         already; ``non_finite_test_acc``: rows without a finite test
-        accuracy).
+        accuracy) and ``duplicate_rows`` (rows of a (split, init) run after
+        its first, ignored).
 
     Raises:
         ValueError: If there are no rows, no row has a finite test accuracy,
@@ -268,7 +274,7 @@ def summarize_runs(
     """
     if not rows:
         raise ValueError("no runs to summarize")
-    checked = _check_rows(rows)
+    checked, duplicates = _check_rows(rows)
     distinct, repeated = distinct_runs(checked, scheme)
     counted = [r for r in distinct if not _missing_score(r["test_acc"])]
     if not counted:
@@ -337,6 +343,7 @@ def summarize_runs(
             "repeated_seeds": repeated,
             "non_finite_test_acc": len(distinct) - len(counted),
         },
+        "duplicate_rows": duplicates,
     }
 
 

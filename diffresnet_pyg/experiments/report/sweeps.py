@@ -15,12 +15,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from diffresnet_pyg.experiments.report.folder import collect_summary
 from diffresnet_pyg.experiments.report.formatting import format_value
 from diffresnet_pyg.experiments.report.layout import RUNS_FILE, SWEEP_FILE, PathLike
 from diffresnet_pyg.experiments.report.rows import read_rows
+from diffresnet_pyg.experiments.schema import read_yaml_file
 
 __all__ = [
     "is_finite_number",
@@ -37,8 +36,7 @@ def _read_sweep(sweep_dir: Path) -> dict[str, Any]:
     path = sweep_dir / SWEEP_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no {SWEEP_FILE} in {sweep_dir}")
-    with path.open(encoding="utf-8") as f:
-        spec = yaml.safe_load(f)
+    spec = read_yaml_file(path, aliases=True)
     if not isinstance(spec, dict):
         raise ValueError(f"{path}: expected a mapping")
     if not isinstance(spec.get("axis"), str):

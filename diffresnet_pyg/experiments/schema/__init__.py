@@ -67,9 +67,13 @@ from diffresnet_pyg.experiments.schema.experiment import (
 )
 from diffresnet_pyg.experiments.schema.fields import ConfigError, merge
 from diffresnet_pyg.experiments.schema.files import (
+    MAX_YAML_BYTES,
+    MAX_YAML_NODES,
     load_config,
+    load_yaml_text,
     parse_overrides,
     read_yaml,
+    read_yaml_file,
 )
 from diffresnet_pyg.experiments.schema.model import ModelConfig
 from diffresnet_pyg.experiments.schema.sections import (
@@ -89,6 +93,8 @@ from diffresnet_pyg.experiments.schema.sweep import SweepConfig, SweepMethod, sl
 __all__ = [
     "BATCHING_METHODS",
     "EXECUTOR_KINDS",
+    "MAX_YAML_BYTES",
+    "MAX_YAML_NODES",
     "OPTIMIZER_NAMES",
     "SPLIT_SCHEMES",
     "TOP_LEVEL_KEYS",
@@ -108,8 +114,10 @@ __all__ = [
     "expand_sweep",
     "fingerprint",
     "load_config",
+    "load_yaml_text",
     "merge",
     "parse_overrides",
     "read_yaml",
+    "read_yaml_file",
     "slug",
 ]
