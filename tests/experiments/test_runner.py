@@ -286,3 +286,74 @@ def test_a_last_chunk_of_one_run_gets_dense_features(tmp_path, fake_root, model)
     )
     summary = run_experiment(cfg, progress=False)
     assert summary["n_runs"] == 3
+
+
+@pytest.mark.parametrize("batch_members", [1, 2])
+def test_representation_metrics_are_the_measures_of_the_tested_output(
+    tmp_path, fake_root, batch_members
+):
+    """Each row's metrics are those of its model's output, batched or alone."""
+    import torch
+
+    from diffresnet_pyg.experiments.models import build_members
+    from diffresnet_pyg.experiments.runner import fit_chunk, input_features
+    from diffresnet_pyg.metrics import representation_metrics
+
+    out = tmp_path / "res"
+    model = {"name": "gcn", "num_layers": 3, "dropout": 0.0}
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        fake_root,
+        out,
+        model=model,
+        train={"batch_members": batch_members, "representation_metrics": True},
+    )
+    config = load_config(cfg)
+    run_experiment(config, progress=False)
+    got = {r["init"]: r["metrics"] for r in rows(out)}
+    assert set(got) == {0, 1}
+    assert set(got[0]) == {
+        "dirichlet_energy",
+        "dirichlet_energy_sym",
+        "mad",
+        "mad_neighbors",
+        "distance_diameter_ratio",
+    }
+    # the same run trained alone, its output measured directly
+    data = load_dataset("cora", fake_root)
+    run = plan_runs(config, data)[0]
+    single = build_members(
+        config.model, data.num_features, int(data.y.max()) + 1, [run.init_seed]
+    )
+    x = input_features(config, data, batched=False)
+    seen = {}
+
+    def on_finish(_member, _result):
+        single.eval()
+        with torch.no_grad():
+            seen["out"] = single(x, data.edge_index)[:, 0]
+
+    fit_chunk(
+        config,
+        single,
+        x,
+        data.edge_index,
+        data.y,
+        [run],
+        on_epoch=None,
+        on_finish=on_finish,
+    )
+    direct = representation_metrics(seen["out"], data.edge_index, data.y)
+    for key, value in direct.items():
+        assert got[0][key] == pytest.approx(value, rel=1e-4), key
+
+
+def test_representation_metrics_do_not_change_the_fingerprint_or_old_configs():
+    from diffresnet_pyg.experiments.schema import config_to_dict, fingerprint
+
+    raw = {"output": "o", "dataset": {"name": "cora"}, "model": {"name": "gcn"}}
+    plain = config_from_dict(raw)
+    measured = config_from_dict({**raw, "train": {"representation_metrics": True}})
+    assert fingerprint(plain) == fingerprint(measured)
+    assert "representation_metrics" not in config_to_dict(plain)["train"]
+    assert config_to_dict(measured)["train"]["representation_metrics"] is True

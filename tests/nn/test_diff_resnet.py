@@ -219,3 +219,27 @@ def test_bad_input_dropout():
             DiffResNet(4, 8, 2, input_dropout=p)
     with pytest.raises(ValueError, match="must be in"):
         sparse_dropout(torch.eye(2).to_sparse_csr(), 1.0)
+
+
+def test_diffusion_time_sets_the_step_to_time_over_steps():
+    import pytest
+    import torch
+
+    from diffresnet_pyg.nn import DiffResNet
+
+    edge_index = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    for steps in (1, 4, 8):
+        torch.manual_seed(1)
+        by_time = DiffResNet(4, 8, 2, diffusion_steps=steps, diffusion_time=2.0)
+        torch.manual_seed(1)
+        by_step = DiffResNet(4, 8, 2, diffusion_steps=steps, step_size=2.0 / steps)
+        assert by_time.convs[0].step_size == pytest.approx(2.0 / steps)
+        by_time.eval(), by_step.eval()
+        torch.testing.assert_close(by_time(x, edge_index), by_step(x, edge_index))
+    with pytest.raises(ValueError, match="not both"):
+        DiffResNet(4, 8, 2, step_size=0.5, diffusion_time=2.0)
+    with pytest.raises(ValueError, match="diffusion_steps' >= 1"):
+        DiffResNet(4, 8, 2, diffusion_steps=0, diffusion_time=2.0)
+    with pytest.raises(ValueError, match="number > 0"):
+        DiffResNet(4, 8, 2, diffusion_time=-1.0)
