@@ -131,8 +131,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_yaml(*paths: str | Path) -> None:
+    """Refuse an oversized file or one with YAML anchors before torch is loaded.
+
+    The same bounded reading the config loaders do later
+    (:mod:`diffresnet_pyg.yaml_files`, which imports only PyYAML), done first
+    so that a hostile or broken file fails at once.
+    """
+    from diffresnet_pyg.yaml_files import read_yaml_file
+
+    for path in paths:
+        read_yaml_file(path, "config file")
+
+
+def _is_fewshot(path: str | Path) -> bool:
+    """Whether the config file is a few-shot one (``task: fewshot``)."""
+    from diffresnet_pyg.yaml_files import read_yaml_file
+
+    data = read_yaml_file(path, "config file")
+    return isinstance(data, dict) and data.get("task") == "fewshot"
+
+
 def _fewshot(args: argparse.Namespace, progress: Progress) -> int:
     import yaml
+
+    _check_yaml(args.config)
 
     from diffresnet_pyg.experiments.fewshot_config import (
         fewshot_config_to_dict,
@@ -150,6 +173,7 @@ def _fewshot(args: argparse.Namespace, progress: Progress) -> int:
 
 
 def _tune(args: argparse.Namespace, progress: Progress) -> int:
+    _check_yaml(args.config, args.space)
     from diffresnet_pyg.experiments.schema import load_config
     from diffresnet_pyg.experiments.tune import load_space, tune
 
@@ -184,6 +208,7 @@ def _tune(args: argparse.Namespace, progress: Progress) -> int:
 
 def _experiment(args: argparse.Namespace, progress: Progress) -> int:
     """``run``, ``sweep`` and ``show`` of a graph config."""
+    _check_yaml(args.config)
     from diffresnet_pyg.experiments.runner import run_experiment, run_sweep
     from diffresnet_pyg.experiments.schema import (
         ConfigError,
@@ -243,10 +268,8 @@ def _command(args: argparse.Namespace, progress: Progress) -> int:
         return 0
     if args.command == "tune":
         return _tune(args, progress)
-    from diffresnet_pyg.experiments.schema import read_yaml
-
     if args.command == "fewshot" or (
-        args.command == "show" and read_yaml(args.config).get("task") == "fewshot"
+        args.command == "show" and _is_fewshot(args.config)
     ):
         return _fewshot(args, progress)
     return _experiment(args, progress)
@@ -262,11 +285,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     Bad configs, results folders, data files and paths, and values the
     library refuses (``ValueError``: an unstable step size, a split larger
     than a class, ...). Anything else is a bug and keeps its traceback.
+    Nothing is imported: a :class:`ResultsFolderError` can only have been
+    raised once its module was loaded (configs' errors are ``ValueError``).
     """
-    from diffresnet_pyg.experiments.results import ResultsFolderError
-    from diffresnet_pyg.experiments.schema import ConfigError
-
-    return (_UserError, ConfigError, ResultsFolderError, ValueError, OSError)
+    errors: tuple[type[BaseException], ...] = (_UserError, ValueError, OSError)
+    results = sys.modules.get("diffresnet_pyg.experiments.results")
+    if results is not None:
+        errors += (results.ResultsFolderError,)
+    return errors
 
 
 def _saved_runs(folder: Path) -> int:

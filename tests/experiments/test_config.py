@@ -107,6 +107,7 @@ def test_minimal_config_fills_defaults():
                 "block_layers": 2,
                 "input_projection": True,
                 "input_dropout": 0.0,
+                "diffusion_time": None,
             },
         ),
         (

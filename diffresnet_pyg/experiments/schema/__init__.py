@@ -67,8 +67,6 @@ from diffresnet_pyg.experiments.schema.experiment import (
 )
 from diffresnet_pyg.experiments.schema.fields import ConfigError, merge
 from diffresnet_pyg.experiments.schema.files import (
-    MAX_YAML_BYTES,
-    MAX_YAML_NODES,
     load_config,
     load_yaml_text,
     parse_overrides,
@@ -89,6 +87,7 @@ from diffresnet_pyg.experiments.schema.sections import (
     TrainConfig,
 )
 from diffresnet_pyg.experiments.schema.sweep import SweepConfig, SweepMethod, slug
+from diffresnet_pyg.yaml_files import MAX_YAML_BYTES, MAX_YAML_NODES
 
 __all__ = [
     "BATCHING_METHODS",
