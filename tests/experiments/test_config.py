@@ -932,4 +932,4 @@ def test_command_line_overrides_win_over_sweep_method_overrides():
     points = expand_sweep(load_config(path, ["train.max_epochs=50"]))
     assert {p.train.max_epochs for _, _, p in points} == {50}
     with pytest.raises(ConfigError, match="swept key of sweep.methods"):
-        load_config(path, ["model.layer_num=3"])
+        load_config(path, ["model.diffusion_steps=3"])
