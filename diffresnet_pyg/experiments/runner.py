@@ -534,10 +534,15 @@ def run_chunk(
         )
     chunk = [plan[key] for key in keys]
     device = torch.device(worker_device(config.train.device))
-    x, edge_index, y = _inputs(config, data, len(chunk) > 1, device)
+    batched = config.train.batch_members > 1 and config.model.spec.batchable
+    x, edge_index, y = _inputs(config, data, batched, device)
     num_classes = int(data.y.max()) + 1
     model = build_members(
-        config.model, data.num_features, num_classes, [r.init_seed for r in chunk]
+        config.model,
+        data.num_features,
+        num_classes,
+        [r.init_seed for r in chunk],
+        stacked=batched,
     ).to(device)
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()

@@ -64,6 +64,7 @@ from diffresnet_pyg.experiments.schema.fields import (
     check_str,
 )
 from diffresnet_pyg.experiments.training import SingleMember
+from diffresnet_pyg.nn.streams import MemberStream
 
 __all__ = [
     "STANDARD_CHECKS",
@@ -393,31 +394,60 @@ def build_model(model: ModelChoice, in_channels: int, out_channels: int) -> Modu
 
 
 def build_members(
-    model: ModelChoice, in_channels: int, out_channels: int, seeds: Sequence[int]
+    model: ModelChoice,
+    in_channels: int,
+    out_channels: int,
+    seeds: Sequence[int],
+    *,
+    stacked: bool | None = None,
 ) -> Module:
     """One member per seed, each built right after ``torch.manual_seed(seed)``.
 
-    One seed gives the plain model wrapped in
+    Each member gets its own random stream
+    (:class:`~diffresnet_pyg.nn.streams.MemberStream`): the global state right
+    after it was built, i.e. what its run would draw next if trained alone.
+    Not stacked, the plain model is wrapped in
     :class:`~diffresnet_pyg.experiments.training.SingleMember` (exactly an
-    unbatched run); several give the stacked batched model, whose member
-    :math:`b` starts from the same weights as the plain model seeded with
-    ``seeds[b]``. Models without a batched form accept only one seed.
+    unbatched run, its stream installed as the global one around each call);
+    stacked, member :math:`b` of the batched model starts from the weights of
+    the plain model seeded with ``seeds[b]`` and draws its dropout masks from
+    its own stream. The global generators are left as the last member's
+    build left them.
+
+    Args:
+        model: A registered name and its validated parameters.
+        in_channels: Input features.
+        out_channels: Classes.
+        seeds: One init seed per member.
+        stacked: Build the stacked model (even for one seed). (default:
+            :obj:`None`: stacked for more than one seed)
+
+    Raises:
+        ValueError: Without seeds, or for several seeds (or ``stacked``) of
+            a model without a batched form.
     """
     spec = get_model(model.name)
     if not seeds:
         raise ValueError("build_members needs at least one seed")
-    if len(seeds) > 1 and spec.stack is None:
+    if stacked is None:
+        stacked = len(seeds) > 1
+    if stacked and spec.stack is None:
         raise ValueError(
             f"model {model.name!r} has no batched form; use train.batch_members=1"
         )
-    members = []
+    if len(seeds) > 1 and not stacked:
+        raise ValueError("several seeds are built as one stacked model")
+    members, streams = [], []
     for seed in seeds:
         torch.manual_seed(seed)
         members.append(build_model(model, in_channels, out_channels))
-    if len(members) == 1:
-        return SingleMember(members[0])
+        streams.append(MemberStream(seed))
+    if not stacked:
+        return SingleMember(members[0], streams[0])
     assert spec.stack is not None
-    return spec.stack(members)
+    batched = spec.stack(members)
+    batched.streams = streams
+    return batched
 
 
 def first_layer_weights(model: ModelChoice, module: Module) -> list[Tensor]:

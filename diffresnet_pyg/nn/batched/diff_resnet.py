@@ -27,6 +27,7 @@ from diffresnet_pyg.nn.cache import GraphCache
 from diffresnet_pyg.nn.conv.diffusion_conv import DiffusionConv
 from diffresnet_pyg.nn.models.diff_resnet import DiffResNet
 from diffresnet_pyg.nn.sparse import is_sparse, quiet_sparse_warnings, sparse_matmul
+from diffresnet_pyg.nn.streams import MemberStream, member_dropout, member_generators
 
 __all__ = [
     "BatchedDiffResNet",
@@ -95,9 +96,19 @@ def member_rows(x: Tensor, num_members: int) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def _dropped_member_rows(
-    x: Tensor, num_members: int, p: float, cache: GraphCache
+    x: Tensor,
+    num_members: int,
+    p: float,
+    cache: GraphCache,
+    generators: Sequence[torch.Generator] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """``(crow, col, values)`` of :func:`member_rows` with dropped values."""
+    """``(crow, col, values)`` of :func:`member_rows` with dropped values.
+
+    With ``generators``, member :math:`b`'s values are dropped as
+    :func:`~diffresnet_pyg.nn.sparse.sparse_dropout` drops the CSR values of
+    ``x`` with ``generators[b]``; without, in one draw over all members'
+    values from the global generator.
+    """
     x_csr = x
     if x.layout != torch.sparse_csr:
         with quiet_sparse_warnings():
@@ -105,7 +116,17 @@ def _dropped_member_rows(
     crow, col, perm = cache.get(
         (x,), (num_members, x.device), lambda: member_rows(x_csr, num_members)
     )
-    return crow, col, F.dropout(x_csr.values()[perm], p, True)
+    values = x_csr.values()
+    if generators is None:
+        return crow, col, F.dropout(values[perm], p, True)
+    noise = torch.empty(
+        (num_members, values.numel()), dtype=values.dtype, device=values.device
+    )
+    for b, generator in enumerate(generators):
+        noise[b].bernoulli_(1.0 - p, generator=generator)
+    noise.div_(1.0 - p)
+    member = torch.div(col, x.size(1), rounding_mode="floor")
+    return crow, col, values[perm] * noise.view(-1)[member * values.numel() + perm]
 
 
 def input_linear(
@@ -115,6 +136,7 @@ def input_linear(
     p: float,
     training: bool,
     cache: GraphCache,
+    generators: Sequence[torch.Generator] | None = None,
 ) -> Tensor:
     r"""Every member's linear layer applied to its own dropout of a shared input.
 
@@ -139,6 +161,13 @@ def input_linear(
         p (float): Input dropout probability.
         training (bool): Whether dropout is active.
         cache (GraphCache): Holds the per-member structure of a sparse ``x``.
+        generators (sequence of torch.Generator, optional): One per member:
+            member :math:`b`'s mask is drawn from ``generators[b]`` as its
+            plain model draws it (dense: the mask of
+            :func:`torch.nn.functional.dropout` on ``x``; sparse: that of
+            :func:`~diffresnet_pyg.nn.sparse.sparse_dropout`), see
+            :func:`~diffresnet_pyg.nn.streams.member_dropout`.
+            (default: :obj:`None`: one draw from the global generator)
 
     Returns:
         torch.Tensor: ``[N, B, F_out]``.
@@ -148,8 +177,9 @@ def input_linear(
     num_members, num_features, k = weight.shape
     if not is_sparse(x):
         expanded = x.unsqueeze(1).expand(-1, num_members, -1)
-        return stacked_linear(F.dropout(expanded, p, True), weight, bias)
-    crow, col, values = _dropped_member_rows(x, num_members, p, cache)
+        dropped = member_dropout(expanded, p, True, generators)
+        return stacked_linear(dropped, weight, bias)
+    crow, col, values = _dropped_member_rows(x, num_members, p, cache, generators)
     with quiet_sparse_warnings():
         big = torch.sparse_csr_tensor(
             crow,
@@ -164,7 +194,11 @@ def input_linear(
 
 
 def member_input_dropout(
-    x: Tensor, num_members: int, p: float, cache: GraphCache
+    x: Tensor,
+    num_members: int,
+    p: float,
+    cache: GraphCache,
+    generators: Sequence[torch.Generator] | None = None,
 ) -> Tensor:
     """Each member's own dropout of a shared input, dense ``[N, B, F]``.
 
@@ -176,11 +210,14 @@ def member_input_dropout(
         num_members (int): ``B``.
         p (float): Dropout probability (applied: call it in training only).
         cache (GraphCache): As in :func:`input_linear`.
+        generators (sequence of torch.Generator, optional): As in
+            :func:`input_linear`.
     """
     n, num_features = x.shape
     if not is_sparse(x):
-        return F.dropout(x.unsqueeze(1).expand(-1, num_members, -1), p, True)
-    crow, col, values = _dropped_member_rows(x, num_members, p, cache)
+        expanded = x.unsqueeze(1).expand(-1, num_members, -1)
+        return member_dropout(expanded, p, True, generators)
+    crow, col, values = _dropped_member_rows(x, num_members, p, cache, generators)
     with quiet_sparse_warnings():
         rows = torch.sparse_csr_tensor(
             crow,
@@ -294,6 +331,10 @@ class BatchedDiffResNet(Module):
         self.block_dropout = first.blocks[0].dropout
         self.input_dropout = first.input_dropout
         self._input_cache = GraphCache()
+        #: Each member's random stream (:class:`~diffresnet_pyg.nn.streams.
+        #: MemberStream`), or :obj:`None`: all members draw from the global
+        #: generators.
+        self.streams: list[MemberStream] | None = None
         if first.lin_in is None:
             self.lin_in_weight = self.lin_in_bias = None
         else:
@@ -396,7 +437,9 @@ class BatchedDiffResNet(Module):
         else:
             out = self.act(stacked_linear(x, w0, b0))
         if self.block_layers == 2:
-            out = F.dropout(out, self.block_dropout, self.training)
+            out = member_dropout(
+                out, self.block_dropout, self.training, self._generators(out.device)
+            )
             out = stacked_linear(
                 out,
                 self.block_weights[k * self.block_layers + 1],
@@ -404,9 +447,17 @@ class BatchedDiffResNet(Module):
             )
         return out + x
 
-    def _diffuse(self, conv: DiffusionConv, x: Tensor, edge_index: Any) -> Tensor:
+    def _generators(self, device: torch.device) -> list[torch.Generator] | None:
+        """The members' generators of ``device`` (:obj:`None`: global)."""
+        return member_generators(self.streams, device)
+
+    def _diffuse(
+        self, conv: DiffusionConv, x: Tensor, edge_index: Any, edge_weight: Any
+    ) -> Tensor:
         n, b, c = x.shape
-        return conv(x.reshape(n, b * c), edge_index).view(n, b, c)
+        generators = self._generators(torch.device("cpu"))
+        out = conv(x.reshape(n, b * c), edge_index, edge_weight, generators=generators)
+        return out.view(n, b, c)
 
     def _member_weights(self) -> list[dict[str, Tensor]]:
         """Each member's weights under :class:`DiffResNet`'s parameter names.
@@ -437,16 +488,21 @@ class BatchedDiffResNet(Module):
             for m in range(self.num_members)
         ]
 
-    def _forward_members(self, x: Tensor, edge_index: Any) -> Tensor:
+    def _forward_members(self, x: Tensor, edge_index: Any, edge_weight: Any) -> Tensor:
         """Members one after another (wide layers), ``[N, B, out_channels]``.
 
-        Each member runs :class:`DiffResNet`'s own forward with its weights.
+        Each member runs :class:`DiffResNet`'s own forward with its weights
+        (and its own random stream installed as the global one, if any).
         """
         template = self.__dict__["_template"].train(self.training)
-        outs = [
-            functional_call(template, weights, (x, edge_index))
-            for weights in self._member_weights()
-        ]
+        outs = []
+        for b, weights in enumerate(self._member_weights()):
+            args = (x, edge_index, edge_weight)
+            if self.streams is None or not self.training:
+                outs.append(functional_call(template, weights, args))
+                continue
+            with self.streams[b].installed(x.device):
+                outs.append(functional_call(template, weights, args))
         return torch.stack(outs, dim=1)
 
     def _loops_members(self, x: Tensor) -> bool:
@@ -456,15 +512,22 @@ class BatchedDiffResNet(Module):
         width = x.size(0) * self.hidden_channels * self.lin_out_weight.element_size()
         return width >= MEMBER_LOOP_BYTES
 
-    def forward(self, x: Tensor, edge_index: Any) -> Tensor:
-        """Return the ``[num_nodes, num_members, out_channels]`` outputs."""
+    def forward(self, x: Tensor, edge_index: Any, edge_weight: Any = None) -> Tensor:
+        """Return the ``[num_nodes, num_members, out_channels]`` outputs.
+
+        Args:
+            x (torch.Tensor): Shared node features ``[N, in_channels]``.
+            edge_index (torch.Tensor or SparseTensor): The graph.
+            edge_weight (torch.Tensor, optional): Edge weights, as
+                :class:`DiffResNet` takes them.
+        """
         if x.dim() != 2 or x.size(1) != self.in_channels:
             raise ValueError(
                 f"'x' must have shape [num_nodes, {self.in_channels}], got "
                 f"{tuple(x.shape)}"
             )
         if self._loops_members(x):
-            return self._forward_members(x, edge_index)
+            return self._forward_members(x, edge_index, edge_weight)
         shared = True
         p = self.input_dropout
         if self.lin_in_weight is not None:
@@ -475,10 +538,13 @@ class BatchedDiffResNet(Module):
                 p,
                 self.training,
                 self._input_cache,
+                self._generators(x.device),
             )
             shared = False
         elif self.training and p > 0.0:
-            x = member_input_dropout(x, self.num_members, p, self._input_cache)
+            x = member_input_dropout(
+                x, self.num_members, p, self._input_cache, self._generators(x.device)
+            )
             shared = False
         last = self.num_blocks - 1
         for k, conv in enumerate(self.convs):
@@ -486,8 +552,9 @@ class BatchedDiffResNet(Module):
             shared = False
             if k == last and not conv.dropout_active:  # classifier first
                 out = stacked_linear(x, self.lin_out_weight, None)
-                return self._diffuse(conv, out, edge_index) + self.lin_out_bias
-            x = self._diffuse(conv, x, edge_index)
+                out = self._diffuse(conv, out, edge_index, edge_weight)
+                return out + self.lin_out_bias
+            x = self._diffuse(conv, x, edge_index, edge_weight)
         return stacked_linear(x, self.lin_out_weight, self.lin_out_bias)
 
     def __repr__(self) -> str:

@@ -49,6 +49,7 @@ from diffresnet_pyg.nn.batched.diff_resnet import input_linear, stacked_linear
 from diffresnet_pyg.nn.cache import GraphCache
 from diffresnet_pyg.nn.models.baselines import BUILDERS, BaselineModel
 from diffresnet_pyg.nn.sparse import csr_with_transpose, is_sparse
+from diffresnet_pyg.nn.streams import MemberStream, member_dropout, member_generators
 
 __all__ = [
     "BatchedBaseline",
@@ -221,6 +222,10 @@ class BatchedBaseline(Module):
         self.input_dropout: float = hparams["input_dropout"]
         self._graph_cache = GraphCache()
         self._input_cache = GraphCache()
+        #: Each member's random stream (:class:`~diffresnet_pyg.nn.streams.
+        #: MemberStream`), or :obj:`None`: all members draw from the global
+        #: generators.
+        self.streams: list[MemberStream] | None = None
         layouts = [self._layout(m) for m in members]
         ref = {p.dtype for m in members for p in m.parameters()}
         devices = {p.device for m in members for p in m.parameters()}
@@ -309,10 +314,21 @@ class BatchedBaseline(Module):
             )
         return x
 
+    def _dropout(self, h: Tensor, p: float) -> Tensor:
+        """Dropout of ``[N, B, ...]`` activations (per member with streams)."""
+        generators = member_generators(self.streams, h.device)
+        return member_dropout(h, p, self.training, generators)
+
     def _first_linear(self, x: Tensor, weight: Tensor) -> Tensor:
         """``x @ W_b`` for every member (after input dropout): ``[N, B, K]``."""
         return input_linear(
-            x, weight, None, self.input_dropout, self.training, self._input_cache
+            x,
+            weight,
+            None,
+            self.input_dropout,
+            self.training,
+            self._input_cache,
+            member_generators(self.streams, x.device),
         )
 
     def _linear(self, layer: int, x: Tensor, h: Tensor, weight: Tensor) -> Tensor:
@@ -434,7 +450,7 @@ class BatchedGCN(BatchedBaseline):
             h = self._linear(i, x, h, weight)
             h = _propagate(operator, h) + bias
             if i < last:
-                h = F.dropout(F.relu(h), self.dropout, self.training)
+                h = self._dropout(F.relu(h), self.dropout)
         return h
 
 
@@ -495,7 +511,7 @@ class BatchedGraphSAGE(BatchedBaseline):
             y = self._linear(i, x, h, weight)
             h = _propagate(operator, y[..., :k]) + self.biases[i] + y[..., k:]
             if i < last:
-                h = F.dropout(F.relu(h), self.dropout, self.training)
+                h = self._dropout(F.relu(h), self.dropout)
         return h
 
 
@@ -566,7 +582,7 @@ class BatchedGAT(BatchedBaseline):
         alpha = alpha_src.index_select(0, source) + alpha_dst.index_select(0, target)
         alpha = F.leaky_relu(alpha, 0.2)
         alpha = softmax(alpha, target, num_nodes=num_nodes)
-        alpha = F.dropout(alpha, self.attention_dropout, self.training)
+        alpha = self._dropout(alpha, self.attention_dropout)
         messages = alpha.unsqueeze(-1) * z.index_select(0, source)
         return scatter(messages, target, 0, num_nodes, reduce="sum")
 
@@ -590,7 +606,7 @@ class BatchedGAT(BatchedBaseline):
                 out = out.mean(dim=2)
             h = out + self.biases[i]
             if i < last:
-                h = F.dropout(F.relu(h), self.dropout, self.training)
+                h = self._dropout(F.relu(h), self.dropout)
         return h
 
 
@@ -629,7 +645,7 @@ class BatchedMLP(BatchedBaseline):
             h = self._linear(i, x, h, weight)
             h = h + bias
             if i < last:
-                h = F.dropout(F.relu(h), self.dropout, self.training)
+                h = self._dropout(F.relu(h), self.dropout)
         return h
 
 
