@@ -19,8 +19,10 @@ that one registration:
   differ from their default, so the ``config.yaml`` and fingerprint of every
   config that does not use them stay what they were;
 * the stacked-weight form (``stack``) that trains many seeds as one model,
-  whether the plain and stacked forms take sparse features, and the
-  first-layer weights that ``train.weight_decay_on: first_layer`` decays.
+  whether the plain and stacked forms take sparse features, whether they take
+  edge weights (``edge_weights``: called as ``model(x, edge_index,
+  edge_weight)``), and the first-layer weights that
+  ``train.weight_decay_on: first_layer`` decays.
 
 Adding a model is one new module in :mod:`diffresnet_pyg.experiments.models`
 that calls :func:`register_model`; the package imports every module in it.
@@ -127,6 +129,9 @@ class ModelSpec:
         stacked_sparse_input: The stacked model takes sparse CSR features.
         check_together: Checks that involve several parameters; raises
             :class:`ConfigError`.
+        edge_weights: The plain and stacked models take edge weights as the
+            third argument of their forward (a model that ignores the graph
+            may say so too).
     """
 
     name: str
@@ -138,6 +143,7 @@ class ModelSpec:
     sparse_input: bool
     stacked_sparse_input: bool
     check_together: Callable[[Mapping[str, Any]], None] | None
+    edge_weights: bool = False
 
     @property
     def batchable(self) -> bool:
@@ -294,6 +300,7 @@ def register_model(
     fixed: Mapping[str, Any] | None = None,
     check_together: Callable[[Mapping[str, Any]], None] | None = None,
     added: Sequence[str] = (),
+    edge_weights: bool = False,
 ) -> Callable[[Callable[..., Module]], Callable[..., Module]]:
     """Register a model builder under ``name`` (a decorator).
 
@@ -318,6 +325,10 @@ def register_model(
             with it: configs write them only when they differ from their
             default (:meth:`ModelSpec.written`), so existing ``config.yaml``
             files and fingerprints stay valid. Never remove a name from it.
+        edge_weights: The plain and stacked models take the graph's edge
+            weights, as ``model(x, edge_index, edge_weight)``. A graph with
+            weights is refused for a model without (unless the config says
+            ``dataset.edge_weights: ignore``).
 
     Returns:
         The decorator; it returns the builder unchanged.
@@ -343,6 +354,7 @@ def register_model(
             sparse_input=sparse_input,
             stacked_sparse_input=stacked_sparse_input,
             check_together=check_together,
+            edge_weights=edge_weights,
         )
         return build
 

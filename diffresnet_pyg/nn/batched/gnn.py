@@ -427,23 +427,39 @@ class BatchedGCN(BatchedBaseline):
             "biases": [(conv.bias, _SAME) for conv in convs],
         }
 
-    def _operator(self, edge_index: Tensor, num_nodes: int, like: Tensor):
+    def _operator(
+        self,
+        edge_index: Tensor,
+        num_nodes: int,
+        like: Tensor,
+        edge_weight: Tensor | None = None,
+    ):
         def build() -> tuple[Tensor, Tensor]:
             _check_range(edge_index, num_nodes)
             ei, weight = gcn_norm(
-                edge_index, None, num_nodes, improved=False, add_self_loops=True,
-                flow="source_to_target", dtype=like.dtype,
+                edge_index, edge_weight, num_nodes, improved=False,
+                add_self_loops=True, flow="source_to_target", dtype=like.dtype,
             )  # fmt: skip
             return csr_with_transpose(ei[1], ei[0], weight, num_nodes)
 
         extra = (num_nodes, like.dtype, like.device)
-        return self._graph_cache.get((edge_index,), extra, build)
+        graph = (edge_index,) if edge_weight is None else (edge_index, edge_weight)
+        return self._graph_cache.get(graph, extra, build)
 
-    def forward(self, x: Tensor, edge_index: Tensor | None = None) -> Tensor:
-        """Return the ``[N, B, out_channels]`` outputs (see the base class)."""
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Tensor | None = None,
+        edge_weight: Tensor | None = None,
+    ) -> Tensor:
+        """Return the ``[N, B, out_channels]`` outputs (see the base class).
+
+        ``edge_weight`` (``[E]``, optional) weighs the edges as PyG's
+        ``GCNConv`` does (in ``gcn_norm``).
+        """
         x = self._check_x(x)
         edge_index = _check_edge_index(edge_index, self.family)
-        operator = self._operator(edge_index, x.size(0), self.weights[0])
+        operator = self._operator(edge_index, x.size(0), self.weights[0], edge_weight)
         last = self.num_layers - 1
         h = x
         for i, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
@@ -636,8 +652,13 @@ class BatchedMLP(BatchedBaseline):
             "biases": [(lin.bias, _SAME) for lin in lins],
         }
 
-    def forward(self, x: Tensor, edge_index: Tensor | None = None) -> Tensor:
-        """Return the ``[N, B, out_channels]`` outputs (see the base class)."""
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Tensor | None = None,
+        edge_weight: Tensor | None = None,
+    ) -> Tensor:
+        """Return the ``[N, B, out_channels]`` outputs (the graph is ignored)."""
         x = self._check_x(x)
         last = self.num_layers - 1
         h = x
