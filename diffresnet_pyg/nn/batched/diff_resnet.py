@@ -113,8 +113,14 @@ def _dropped_member_rows(
     if x.layout != torch.sparse_csr:
         with quiet_sparse_warnings():
             x_csr = x.to_sparse_csr()
-    crow, col, perm = cache.get(
-        (x,), (num_members, x.device), lambda: member_rows(x_csr, num_members)
+
+    def structure() -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        crow, col, perm = member_rows(x_csr, num_members)
+        member = torch.div(col, x.size(1), rounding_mode="floor")
+        return crow, col, perm, member * x_csr.values().numel() + perm
+
+    crow, col, perm, noise_index = cache.get(
+        (x,), ("members", num_members, x.device), structure
     )
     values = x_csr.values()
     if generators is None:
@@ -125,8 +131,7 @@ def _dropped_member_rows(
     for b, generator in enumerate(generators):
         noise[b].bernoulli_(1.0 - p, generator=generator)
     noise.div_(1.0 - p)
-    member = torch.div(col, x.size(1), rounding_mode="floor")
-    return crow, col, values[perm] * noise.view(-1)[member * values.numel() + perm]
+    return crow, col, values[perm] * noise.view(-1)[noise_index]
 
 
 def input_linear(
