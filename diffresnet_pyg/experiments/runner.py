@@ -17,10 +17,26 @@ already there (the seeds of the first splits and inits do not depend on how
 many are drawn).
 
 Runs are trained ``train.batch_members`` at a time as one batched model
-(:mod:`diffresnet_pyg.experiments.training`). The members of a batch share
-the global random stream for dropout, so a run's exact result depends on the
-batch it was trained in (its distribution does not); with
-``batch_members=1`` every run is exactly the unbatched run of its seeds.
+(:mod:`diffresnet_pyg.experiments.training`). Every run has its own random
+stream (:class:`~diffresnet_pyg.nn.streams.MemberStream`): its weights come
+from ``torch.manual_seed(init_seed)`` and its dropout masks from generators
+in the state that seeding and building left, drawn as its plain model draws
+them. A run's row therefore depends only on the config, its split seed and
+its init seed (and, through floating-point summation order, on the thread
+count), not on the other runs of its batch, nor on how the pending runs were
+cut into chunks (a resumed folder, another ``num_inits``, another executor):
+with ``batch_members > 1`` every chunk, even a last one of a single run, is
+the stacked model. With ``batch_members=1`` every run is exactly the
+unbatched run of its seeds, as before. Across batch sizes rows agree up to
+floating-point rounding where the stacked model draws its plain model's
+masks: Diff-ResNet (all its dropouts, dense or sparse features) and the
+baselines (GCN, GraphSAGE, GAT, MLP) except their ``input_dropout`` on
+sparse features, which the stacked baselines draw over the stored values
+only (the plain PyG models take dense features and draw a mask over every
+entry): there rows agree for every ``batch_members >= 2`` but differ from
+``batch_members=1``. Mini-batch training (``train.batching``) shares the
+batches of a chunk among its members (seeded from the chunk's first run), so
+its rows still depend on the chunk.
 
 Each chunk is one call of :func:`run_chunk`, a top-level function that loads
 the data itself, so the ``executor`` section can train chunks in this process,
@@ -544,10 +560,14 @@ def run_chunk(
     or machine: it loads the dataset and plans the runs itself (cached per
     process), trains on ``train.device`` (see
     :func:`~diffresnet_pyg.experiments.executors.worker_device`) and writes
-    nothing. Every member's weights and dropout masks come from its init seed,
-    so the rows depend only on ``config`` and ``keys`` (and, through
-    floating-point summation order, on the number of torch threads), not on
-    the process they are computed in.
+    nothing. Every member's weights and dropout masks come from its own init
+    seed (its own random stream, whatever the other members of the chunk),
+    so each row depends only on ``config`` and its own ``(split, init)`` (and,
+    through floating-point summation order, on the number of torch threads),
+    not on the other keys of the chunk nor on the process it is computed in
+    (full-batch training; see the module docstring). With
+    ``train.batch_members > 1`` the chunk is one stacked model even when it
+    holds one run.
 
     Args:
         config (ExperimentConfig or dict): The config, or its

@@ -261,10 +261,16 @@ class BatchedDiffResNet(Module):
     weights are stored as ``[B, F_in, F_out]``); the forward pass computes all
     members at once and returns ``[N, B, out_channels]``. Member :math:`b` computes
     exactly what its own :class:`~diffresnet_pyg.nn.DiffResNet` computes.
-    Dropout masks are drawn for all members in one draw from the global
-    generator over the ``[N, B * C]`` activations; with one member that is the
-    same draw, in the same order, as the unbatched model's, so a batched run
-    of one member repeats the unbatched run under the same seed.
+    With :attr:`streams` (one
+    :class:`~diffresnet_pyg.nn.streams.MemberStream` per member, set by
+    :func:`~diffresnet_pyg.experiments.models.build_members`), member
+    :math:`b`'s dropout masks (input, block and diffusion dropout) are drawn
+    from its own generators with the shapes and operations of its plain
+    model, so they equal the masks its plain model draws from a global
+    generator in the same state, whatever the other members. Without
+    streams, each dropout is one draw from the global generator over all
+    members; with one member that is the same draw, in the same order, as
+    the unbatched model's.
 
     The model runs on the device of its parameters, which must be that of the
     input and the graph (``model.to(device)``; sparse COO/CSR inputs and the

@@ -19,17 +19,22 @@ once:
 * graph operators are cached for repeated calls with the same ``edge_index``
   tensor (same object, unmodified, same number of nodes, dtype and device).
 
-Dropout is applied where the unbatched PyG model applies it, with one draw
-over the ``[N, B, C]`` (or ``[E, B, heads]``) tensor, so members get
-independent masks, and with one member and dense ``x`` the batched model draws
-the same random numbers in the same order as the unbatched model: a training
-step of a one-member batched model repeats the unbatched step under the same
-seed. Input dropout on a dense ``x`` is drawn over ``x`` expanded to
+Dropout is applied where the unbatched PyG model applies it. With
+``streams`` (one :class:`~diffresnet_pyg.nn.streams.MemberStream` per member,
+set by :func:`~diffresnet_pyg.experiments.models.build_members`), member
+:math:`b`'s mask of the ``[N, B, C]`` (or ``[E, B, heads]``) tensor is drawn
+from its own generator as the unbatched model draws its ``[N, C]`` mask
+(:func:`~diffresnet_pyg.nn.streams.member_dropout`), so it equals its plain
+model's mask whatever the other members; without streams it is one draw over
+all members from the global generator (with one member and dense ``x``, the
+unbatched model's draw). Input dropout on a dense ``x`` is drawn over ``x`` expanded to
 ``[N, B, F]`` (``N * B * F`` random numbers and a dense batched product); on a
 sparse ``x`` it is drawn per member over the stored values only (the same
 distribution, ``B * nnz`` random numbers and one sparse product, but not the
 unbatched model's random numbers; PyG's models take dense ``x`` only anyway),
-which is much faster for bag-of-words features.
+which is much faster for bag-of-words features. So with input dropout on a
+sparse ``x`` a member's masks depend only on its own stream but differ from
+its plain model's; every other mask equals the plain model's.
 """
 
 from __future__ import annotations
