@@ -17,6 +17,13 @@ exactly the random numbers it would draw alone:
 The device generators follow :func:`torch.manual_seed`: a member built after
 ``torch.manual_seed(seed)`` on the CPU has drawn nothing on the device, so its
 device generator is a fresh one seeded with ``seed``.
+
+On the CPU :func:`torch.nn.functional.dropout` is ``bernoulli_(1 - p)`` on a
+tensor of the input's shape, which :func:`member_dropout` repeats bit for bit
+(tested). On CUDA it is a fused kernel with its own use of the generator, so
+there a stacked member's masks depend only on its own stream but are not the
+ones its plain model draws; a plain model in :meth:`MemberStream.installed`
+is exact on every device.
 """
 
 from __future__ import annotations
