@@ -137,10 +137,28 @@ def member_keep_mask(
     if width % members:
         raise ValueError(f"{width} columns do not split into {members} members")
     device = torch.device(device) if device is not None else torch.device("cpu")
-    out = torch.empty(n, members, width // members, dtype=torch.uint8, device=device)
+    c = width // members
+    _check_p(p)
+    bits = _chunk_bits(p)
+    if p == 0.0 or device.type != "cpu" or bits is None:
+        out = torch.empty(n, members, c, dtype=torch.uint8, device=device)
+        for b, seed in enumerate(seeds):
+            out[:, b] = keep_mask_from_seed((n, c), p, seed, device)
+        return out.view(n, width)
+    # keep_mask_from_seed's arithmetic, written straight into each block
+    threshold = int(p * 2**bits)
+    if bits == 8:
+        floor = threshold - 1
+        out = torch.empty(n, members, c, dtype=torch.uint8)
+        for b, seed in enumerate(seeds):
+            chunks = _random_chunks(n * c, bits, seed).view(n, c)
+            torch.clamp(chunks, min=floor, out=out[:, b])
+        return out.sub_(floor).clamp_(max=1).view(n, width)
+    keep = torch.empty(n, members, c, dtype=torch.bool)
     for b, seed in enumerate(seeds):
-        out[:, b] = keep_mask_from_seed((n, width // members), p, seed, device)
-    return out.view(n, width)
+        chunks = _random_chunks(n * c, bits, seed).view(n, c)
+        torch.ge(chunks, threshold - 2**15, out=keep[:, b])
+    return keep.view(torch.uint8).view(n, width)
 
 
 def keep_mask_bytes(
