@@ -117,21 +117,21 @@ def _dropped_member_rows(
     def structure() -> tuple[Tensor, Tensor, Tensor, Tensor]:
         crow, col, perm = member_rows(x_csr, num_members)
         member = torch.div(col, x.size(1), rounding_mode="floor")
-        return crow, col, perm, member * x_csr.values().numel() + perm
+        return crow, col, x_csr.values()[perm], member * x_csr._nnz() + perm
 
-    crow, col, perm, noise_index = cache.get(
+    # the stored values per member and each one's index into the members'
+    # masks [B, nnz] are constant for a constant x: built once
+    crow, col, values, noise_index = cache.get(
         (x,), ("members", num_members, x.device), structure
     )
-    values = x_csr.values()
     if generators is None:
-        return crow, col, F.dropout(values[perm], p, True)
-    noise = torch.empty(
-        (num_members, values.numel()), dtype=values.dtype, device=values.device
-    )
+        return crow, col, F.dropout(values, p, True)
+    nnz = x_csr._nnz()
+    noise = torch.empty((num_members, nnz), dtype=values.dtype, device=values.device)
     for b, generator in enumerate(generators):
         noise[b].bernoulli_(1.0 - p, generator=generator)
     noise.div_(1.0 - p)
-    return crow, col, values[perm] * noise.view(-1)[noise_index]
+    return crow, col, values * noise.view(-1)[noise_index]
 
 
 def input_linear(
