@@ -13,7 +13,9 @@ member is evaluated, its early-stopping rule decides, and its best weights
 are snapshotted. A member that stops has its checkpoint restored, its test
 accuracy read once (never, when no test nodes are given: a tuning run), and
 is removed from the batch (with its optimizer state), so finished runs cost
-nothing.
+nothing. A member's random stream, when the model has them (``streams`` of a
+stacked model, ``stream`` of a :class:`SingleMember`), leaves with it: the
+others draw exactly what they drew before.
 """
 
 from __future__ import annotations

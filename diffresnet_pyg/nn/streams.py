@@ -90,18 +90,18 @@ class MemberStream:
         torch.set_rng_state(self.cpu.get_state())
         cuda = device.type == "cuda"
         if cuda:
-            index = device.index if device.index is not None else None
             own = self.generator(device)
-            saved_device = torch.cuda.get_rng_state(index)
-            torch.cuda.set_rng_state(own.get_state(), index)
+            device = own.device  # with its index
+            saved_device = torch.cuda.get_rng_state(device)
+            torch.cuda.set_rng_state(own.get_state(), device)
         try:
             yield
         finally:
             self.cpu.set_state(torch.get_rng_state())
             torch.set_rng_state(saved)
             if cuda:
-                own.set_state(torch.cuda.get_rng_state(index))
-                torch.cuda.set_rng_state(saved_device, index)
+                own.set_state(torch.cuda.get_rng_state(device))
+                torch.cuda.set_rng_state(saved_device, device)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(seed={self.seed})"
