@@ -70,3 +70,20 @@ def test_batched_training_benchmark(fake_root):
         data_root=fake_root,
     )
     assert "gcn" in out and "projected 100 x 20 protocol" in out
+
+
+def test_batched_members_benchmark(fake_root):
+    out = run(
+        "benchmarks/batched_members.py",
+        "--members",
+        "2",
+        "--steps",
+        "1",
+        "--models",
+        "gcn",
+        "diffresnet",
+        "--root",
+        str(fake_root),
+        data_root=fake_root,
+    )
+    assert "own streams" in out and "diffresnet" in out

@@ -19,10 +19,26 @@ in ``runs.jsonl``, and the summary leaves them out. Seeds drawn twice (the
 draws are from 0 to 999,999) are named in a warning (:func:`repeated_seeds`).
 
 Runs are trained ``train.batch_members`` at a time as one batched model
-(:mod:`diffresnet_pyg.experiments.training`). The members of a batch share
-the global random stream for dropout, so a run's exact result depends on the
-batch it was trained in (its distribution does not); with
-``batch_members=1`` every run is exactly the unbatched run of its seeds.
+(:mod:`diffresnet_pyg.experiments.training`). Every run has its own random
+stream (:class:`~diffresnet_pyg.nn.streams.MemberStream`): its weights come
+from ``torch.manual_seed(init_seed)`` and its dropout masks from generators
+in the state that seeding and building left, drawn as its plain model draws
+them. A run's row therefore depends only on the config, its split seed and
+its init seed (and, through floating-point summation order, on the thread
+count), not on the other runs of its batch, nor on how the pending runs were
+cut into chunks (a resumed folder, another ``num_inits``, another executor):
+with ``batch_members > 1`` every chunk, even a last one of a single run, is
+the stacked model. With ``batch_members=1`` every run is exactly the
+unbatched run of its seeds, as before. Across batch sizes rows agree up to
+floating-point rounding where the stacked model draws its plain model's
+masks: Diff-ResNet (all its dropouts, dense or sparse features) and the
+baselines (GCN, GraphSAGE, GAT, MLP) except their ``input_dropout`` on
+sparse features, which the stacked baselines draw over the stored values
+only (the plain PyG models take dense features and draw a mask over every
+entry): there rows agree for every ``batch_members >= 2`` but differ from
+``batch_members=1``. Mini-batch training (``train.batching``) shares the
+batches of a chunk among its members (seeded from the chunk's first run), so
+its rows still depend on the chunk.
 
 Each chunk is one call of :func:`run_chunk`, a top-level function that loads
 the data itself, so the ``executor`` section can train chunks in this process,
@@ -74,7 +90,12 @@ from diffresnet_pyg.experiments.executors import (
     worker_device,
     worker_threads,
 )
-from diffresnet_pyg.experiments.models import build_members, first_layer_weights
+from diffresnet_pyg.experiments.models import (
+    build_members,
+    first_layer_weights,
+    get_model,
+    model_names,
+)
 from diffresnet_pyg.experiments.progress import Progress, RunProgress, format_duration
 from diffresnet_pyg.experiments.report import (
     report_directory,
@@ -353,6 +374,47 @@ def input_features(config: ExperimentConfig, data: Data, *, batched: bool) -> Te
     return data.x
 
 
+def graph_edge_weights(config: ExperimentConfig, data: Data) -> Tensor | None:
+    """The edge weights the model of ``config`` is trained with, if any.
+
+    The graph's ``edge_weight`` (or a one-dimensional ``edge_attr``, or one of
+    shape ``[E, 1]``) under ``dataset.edge_weights: use``; :obj:`None` for a
+    graph without weights or under ``ignore``.
+
+    Raises:
+        ValueError: If the graph has weights to use and the model takes none
+            (see ``register_model(edge_weights=...)``), or the training is
+            mini-batch.
+    """
+    weight = getattr(data, "edge_weight", None)
+    attr = getattr(data, "edge_attr", None)
+    if weight is None and attr is not None:
+        if attr.dim() == 1 or (attr.dim() == 2 and attr.size(1) == 1):
+            weight = attr.view(-1)
+    if weight is None or config.dataset.edge_weights == "ignore":
+        return None
+    assert config.model is not None
+    spec = config.model.spec
+    if not spec.edge_weights:
+        takes = ", ".join(
+            name for name in model_names() if get_model(name).edge_weights
+        )
+        raise ValueError(
+            f"dataset {config.dataset.label!r} has edge weights, but model "
+            f"{spec.name!r} takes none; set dataset.edge_weights=ignore to "
+            f"train it on the unweighted graph, or use a model that takes "
+            f"them: {takes}"
+        )
+    if config.train.batching.method != "full":
+        raise ValueError(
+            f"dataset {config.dataset.label!r} has edge weights, which "
+            f"train.batching.method={config.train.batching.method!r} does not "
+            "pass on; use train.batching.method=full or "
+            "dataset.edge_weights=ignore"
+        )
+    return weight.to(data.x.dtype)
+
+
 def fit_chunk(
     config: ExperimentConfig,
     model: torch.nn.Module,
@@ -365,6 +427,7 @@ def fit_chunk(
     on_finish: Callable[[int, MemberResult], None],
     evaluate_test: bool = True,
     on_status: Callable[[EpochStatus], None] | None = None,
+    edge_weight: Tensor | None = None,
 ) -> None:
     """Train the members of one chunk of runs (on ``x``'s device) as configured.
 
@@ -387,7 +450,8 @@ def fit_chunk(
     ``train.batching.seed`` and the split and init seeds of the chunk's first
     run; sparse CSR features are sliced row-wise per batch.
     ``evaluate_test=False``: the test nodes are never evaluated (results
-    without test accuracy).
+    without test accuracy). ``edge_weight`` (full-batch training only; see
+    :func:`graph_edge_weights`) is passed to the model with the graph.
     """
     train = config.train
     device = x.device
@@ -412,7 +476,12 @@ def fit_chunk(
         on_epoch=on_epoch,
         on_finish=on_finish,
         measure=(
-            functools.partial(representation_metrics, edge_index=edge_index, y=y)
+            functools.partial(
+                representation_metrics,
+                edge_index=edge_index,
+                y=y,
+                edge_weight=edge_weight,
+            )
             if train.representation_metrics
             else None
         ),
@@ -428,6 +497,7 @@ def fit_chunk(
             val_idx,
             test_idx,
             on_status=on_status,
+            edge_weight=edge_weight,
             **settings,
         )
         return
@@ -543,8 +613,13 @@ def _planned(config: ExperimentConfig) -> tuple[Data, dict[tuple[int, int], RunS
 
 def _inputs(
     config: ExperimentConfig, data: Data, batched: bool, device: torch.device
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Features, ``edge_index`` and labels on ``device``, cached."""
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    """Features, ``edge_index``, labels and edge weights on ``device``, cached.
+
+    Raises:
+        ValueError: See :func:`graph_edge_weights`.
+    """
+    weight = graph_edge_weights(config, data)
     dataset, where = _dataset_key(config), str(device)
     layout = f"{config.model.name} sparse={config.train.sparse_features} {batched}"
     x = _cached(
@@ -555,7 +630,9 @@ def _inputs(
         ("graph", dataset, where),
         lambda: (data.edge_index.to(device), data.y.to(device)),
     )
-    return x, edge_index, y
+    if weight is not None:
+        weight = _cached(("weight", dataset, where), lambda: weight.to(device))
+    return x, edge_index, y, weight
 
 
 def run_chunk(
@@ -573,10 +650,14 @@ def run_chunk(
     or machine: it loads the dataset and plans the runs itself (cached per
     process), trains on ``train.device`` (see
     :func:`~diffresnet_pyg.experiments.executors.worker_device`) and writes
-    nothing. Every member's weights and dropout masks come from its init seed,
-    so the rows depend only on ``config`` and ``keys`` (and, through
-    floating-point summation order, on the number of torch threads), not on
-    the process they are computed in.
+    nothing. Every member's weights and dropout masks come from its own init
+    seed (its own random stream, whatever the other members of the chunk),
+    so each row depends only on ``config`` and its own ``(split, init)`` (and,
+    through floating-point summation order, on the number of torch threads),
+    not on the other keys of the chunk nor on the process it is computed in
+    (full-batch training; see the module docstring). With
+    ``train.batch_members > 1`` the chunk is one stacked model even when it
+    holds one run.
 
     Args:
         config (ExperimentConfig or dict): The config, or its
@@ -619,10 +700,15 @@ def run_chunk(
         )
     chunk = [plan[key] for key in keys]
     device = torch.device(worker_device(config.train.device))
-    x, edge_index, y = _inputs(config, data, len(chunk) > 1, device)
+    batched = config.train.batch_members > 1 and config.model.spec.batchable
+    x, edge_index, y, edge_weight = _inputs(config, data, batched, device)
     num_classes = int(data.y.max()) + 1
     model = build_members(
-        config.model, data.num_features, num_classes, [r.init_seed for r in chunk]
+        config.model,
+        data.num_features,
+        num_classes,
+        [r.init_seed for r in chunk],
+        stacked=batched,
     ).to(device)
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -652,6 +738,7 @@ def run_chunk(
         on_finish=on_finish,
         evaluate_test=evaluate_test,
         on_status=on_status,
+        edge_weight=edge_weight,
     )
     return rows
 
@@ -696,17 +783,18 @@ def _check_runnable(config: ExperimentConfig, executor: ExecutorConfig) -> None:
         check_device(config.train.device)
     work = _resolved(config)
     data, plan = _planned(work)
+    graph_edge_weights(work, data)
     if config.train.batching.method != "full" or not plan:
         return
     run = next(iter(plan.values()))
     device = torch.device(config.train.device)
-    x, edge_index, _ = _inputs(work, data, False, device)
+    x, edge_index, _, edge_weight = _inputs(work, data, False, device)
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         model = build_members(
             config.model, data.num_features, int(data.y.max()) + 1, [run.init_seed]
         ).to(device)
         model.eval()
-        model(x, edge_index)
+        model(x, edge_index, *(() if edge_weight is None else (edge_weight,)))
 
 
 def _resolved(config: ExperimentConfig) -> ExperimentConfig:

@@ -13,7 +13,9 @@ member is evaluated, its early-stopping rule decides, and its best weights
 are snapshotted. A member that stops has its checkpoint restored, its test
 accuracy read once (never, when no test nodes are given: a tuning run), and
 is removed from the batch (with its optimizer state), so finished runs cost
-nothing.
+nothing. A member's random stream, when the model has them (``streams`` of a
+stacked model, ``stream`` of a :class:`SingleMember`), leaves with it: the
+others draw exactly what they drew before.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from torch import Tensor
 from torch.nn import Module, Parameter
 
 from diffresnet_pyg.evaluate import Evaluator
+from diffresnet_pyg.nn.streams import MemberStream
 
 __all__ = [
     "EARLY_STOPPING_RULES",
@@ -133,20 +136,35 @@ class SingleMember(Module):
     """A plain ``[N, C]`` model seen as a batched model of one member.
 
     Its parameters have no member dimension; the trainer treats it as one run.
+    With a ``stream``, every call runs with the member's random stream
+    installed as the global one
+    (:meth:`~diffresnet_pyg.nn.streams.MemberStream.installed`): the module
+    draws exactly what it would draw alone from the global generators,
+    whatever else draws from them between its calls.
 
     Args:
-        module (torch.nn.Module): Maps ``(x, graph)`` to ``[N, C]``.
+        module (torch.nn.Module): Maps ``(x, graph)`` (and ``edge_weight``,
+            when given) to ``[N, C]``.
+        stream (MemberStream, optional): The run's random stream.
+            (default: :obj:`None`: the global generators)
     """
 
     num_members = 1
 
-    def __init__(self, module: Module) -> None:
+    def __init__(self, module: Module, stream: MemberStream | None = None) -> None:
         super().__init__()
         self.module = module
+        self.stream = stream
 
-    def forward(self, x: Tensor, graph: Any) -> Tensor:
+    def forward(
+        self, x: Tensor, graph: Any, edge_weight: Tensor | None = None
+    ) -> Tensor:
         """Return ``[N, 1, C]``."""
-        return self.module(x, graph).unsqueeze(1)
+        args = (x, graph) if edge_weight is None else (x, graph, edge_weight)
+        if self.stream is None:
+            return self.module(*args).unsqueeze(1)
+        with self.stream.installed(x.device):
+            return self.module(*args).unsqueeze(1)
 
 
 @dataclass(frozen=True)
@@ -270,6 +288,9 @@ def _select_members(
         | {"params": [replaced[id(p)] for p in g["params"]]}
         for g in optimizer.param_groups
     ]
+    streams = getattr(model, "streams", None)
+    if streams is not None:
+        model.streams = [streams[i] for i in keep.tolist()]
     new_opt = type(optimizer)(groups, **optimizer.defaults)
     for old, new in new_params:
         if old in old_state:
@@ -304,6 +325,7 @@ def train_members(
     train_step: Callable[[Module, torch.optim.Optimizer, Tensor], None] | None = None,
     on_status: Callable[[EpochStatus], None] | None = None,
     measure: Callable[[Tensor], dict[str, float]] | None = None,
+    edge_weight: Tensor | None = None,
 ) -> list[MemberResult]:
     r"""Train the ``B`` members of a batched model, each as its own run.
 
@@ -355,6 +377,9 @@ def train_members(
             (the logits the test accuracy is read from); what it returns is
             the result's ``metrics`` (e.g. over-smoothing measures,
             :func:`~diffresnet_pyg.metrics.representation_metrics`).
+        edge_weight (torch.Tensor, optional): Weights of the ``graph``'s
+            edges, passed to the model as its third argument (the model is
+            called as ``model(x, graph)`` without them).
 
     Returns:
         list[MemberResult]: One result per member, in member order.
@@ -376,6 +401,7 @@ def train_members(
     if not isinstance(max_epochs, int) or max_epochs < 1:
         raise ValueError(f"'max_epochs' must be an integer >= 1, got {max_epochs!r}")
     single = isinstance(model, SingleMember)
+    graph_args = (graph,) if edge_weight is None else (graph, edge_weight)
     opt = make_optimizer(
         optimizer,
         model.parameters(),
@@ -402,13 +428,13 @@ def train_members(
             train_step(model, opt, train_idx)
         else:
             opt.zero_grad(set_to_none=True)
-            loss, _ = _scores(_member_logits(model(x, graph), train_idx), y_train)
+            loss, _ = _scores(_member_logits(model(x, *graph_args), train_idx), y_train)
             loss.sum().backward()
             opt.step()
 
         model.eval()
         with torch.no_grad():
-            out = model(x, graph)
+            out = model(x, *graph_args)
             val_loss, val_acc = _scores(_member_logits(out, val_idx), y_val)
         improved, stop = stopper.step(val_loss, val_acc)
         ckpt_epoch = torch.where(improved, epoch, ckpt_epoch)
@@ -456,7 +482,7 @@ def train_members(
                 ckpt_acc = torch.where(last, val_acc.cpu().double(), ckpt_acc)
             test_acc = None
             if test_idx is not None or measure is not None:
-                out = model(x, graph)
+                out = model(x, *graph_args)
             if test_idx is not None:
                 _, test_acc = _scores(_member_logits(out, test_idx), y_test)
         seconds = (time.perf_counter() - start) / num_members

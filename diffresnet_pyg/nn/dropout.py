@@ -17,6 +17,7 @@ private generator seeded the same way. A mask is a function of its seed
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -95,6 +96,69 @@ def keep_mask_from_seed(
     else:  # signed chunks, uniform on [-2**15, 2**15)
         keep = (chunks >= threshold - 2**15).view(torch.uint8)
     return keep.view(shape)
+
+
+def draw_member_seeds(
+    generators: Sequence[torch.Generator] | None,
+) -> int | tuple[int, ...]:
+    """One mask seed per member generator (one global seed without them).
+
+    The seeds of :func:`member_keep_mask`: member :math:`b`'s seed is the one
+    its plain model would draw (:func:`draw_mask_seed`) from a generator in
+    the state of ``generators[b]``.
+    """
+    if generators is None:
+        return draw_mask_seed()
+    return tuple(draw_mask_seed(g) for g in generators)
+
+
+def member_keep_mask(
+    shape: torch.Size | tuple[int, ...],
+    p: float,
+    seeds: int | tuple[int, ...],
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """The keep-mask of ``[N, B * C]`` columns, one block of ``C`` per member.
+
+    With one seed, :func:`keep_mask_from_seed` of the whole shape. With ``B``
+    seeds (:func:`draw_member_seeds`), block :math:`b` is
+    ``keep_mask_from_seed((N, C), p, seeds[b])``: the mask member
+    :math:`b`'s plain model draws for its ``[N, C]`` features.
+
+    Example:
+        >>> m = member_keep_mask((3, 4), 0.5, (7, 8))
+        >>> torch.equal(m[:, 2:], keep_mask_from_seed((3, 2), 0.5, 8))
+        True
+    """
+    if isinstance(seeds, int):
+        return keep_mask_from_seed(shape, p, seeds, device)
+    n, width = (int(s) for s in shape)
+    members = len(seeds)
+    if width % members:
+        raise ValueError(f"{width} columns do not split into {members} members")
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    c = width // members
+    _check_p(p)
+    bits = _chunk_bits(p)
+    if p == 0.0 or device.type != "cpu" or bits is None:
+        out = torch.empty(n, members, c, dtype=torch.uint8, device=device)
+        for b, seed in enumerate(seeds):
+            out[:, b] = keep_mask_from_seed((n, c), p, seed, device)
+        return out.view(n, width)
+    # keep_mask_from_seed's arithmetic, written straight into each block
+    threshold = int(p * 2**bits)
+    if bits == 8:
+        floor = threshold - 1
+        out = torch.empty(n, members, c, dtype=torch.uint8)
+        for b, seed in enumerate(seeds):
+            chunks = _random_chunks(n * c, bits, seed).view(n, c)
+            torch.clamp(chunks, min=floor, out=out[:, b])
+        return out.sub_(floor).clamp_(max=1).view(n, width)
+    keep = torch.empty(n, members, c, dtype=torch.bool)
+    for b, seed in enumerate(seeds):
+        chunks = _random_chunks(n * c, bits, seed).view(n, c)
+        torch.ge(chunks, threshold - 2**15, out=keep[:, b])
+    return keep.view(torch.uint8).view(n, width)
 
 
 def keep_mask_bytes(

@@ -84,6 +84,7 @@ def test_given_splits_end_to_end(tmp_path, graph_file):
         "standardize": True,
         "normalize_features": True,
         "path": str(graph_file),
+        "edge_weights": "use",
     }
 
 
@@ -204,6 +205,7 @@ def test_new_keys_are_written_only_when_set(tmp_path, graph_file):
         "root",
         "standardize",
         "normalize_features",
+        "edge_weights",  # always written (the fingerprint skips it at "use")
     ]
     for key, value in (
         ("largest_component", False),

@@ -47,3 +47,19 @@ def test_bytes_are_zeros_and_ones():
 def test_bad_probability(p):
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         keep_mask((3, 3), p)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.25, 0.5, 0.1015625, 3 / 2**16, 0.3])
+@pytest.mark.parametrize("n, c, members", [(7, 5, 3), (300, 16, 4), (1, 1, 1)])
+def test_member_keep_mask_is_each_members_own_mask(p, n, c, members):
+    from diffresnet_pyg.nn.dropout import keep_mask_from_seed, member_keep_mask
+
+    seeds = tuple(range(10, 10 + members))
+    mask = member_keep_mask((n, members * c), p, seeds)
+    assert mask.dtype == torch.uint8 and mask.shape == (n, members * c)
+    for b, seed in enumerate(seeds):
+        want = keep_mask_from_seed((n, c), p, seed)
+        assert torch.equal(mask.view(n, members, c)[:, b], want)
+    assert torch.equal(
+        member_keep_mask((n, c), p, 10), keep_mask_from_seed((n, c), p, 10)
+    )

@@ -104,13 +104,15 @@ class APPNPNet(Module):
         """Reinitialize the MLP."""
         self.mlp.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        """The :math:`(N, F_{out})` logits."""
+    def forward(
+        self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None
+    ) -> Tensor:
+        """The :math:`(N, F_{out})` logits (``edge_weight``: the graph's)."""
         x = F.dropout(x, self.input_dropout, self.training)
         h = self.mlp(x)
         if not self.training or self.edge_dropout == 0.0:
-            return self.propagate(h, edge_index)
-        edge_index, weight = gcn_norm(edge_index, None, h.size(0), dtype=h.dtype)
+            return self.propagate(h, edge_index, edge_weight)
+        edge_index, weight = gcn_norm(edge_index, edge_weight, h.size(0), dtype=h.dtype)
         alpha, z = self.propagate.alpha, h
         for _ in range(self.propagate.K):  # a fresh mask of the weights per step
             step = F.dropout(weight, self.edge_dropout, training=True)
@@ -133,4 +135,5 @@ register_model(
     "appnp",
     first_layer=_first_layer,
     checks={"K": check_int(minimum=1), "alpha": check_float(gt=0.0, lt=1.0)},
+    edge_weights=True,
 )(APPNPNet)

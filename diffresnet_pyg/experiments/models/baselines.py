@@ -52,9 +52,9 @@ def _heads_divide_width(params: Mapping[str, Any]) -> None:
         )
 
 
-register_model("gcn", first_layer=baseline_first_layer, stack=stack_baselines)(
-    baselines.gcn
-)
+register_model(
+    "gcn", first_layer=baseline_first_layer, stack=stack_baselines, edge_weights=True
+)(baselines.gcn)
 register_model("sage", first_layer=baseline_first_layer, stack=stack_baselines)(
     baselines.graph_sage
 )
@@ -65,6 +65,6 @@ register_model(
     exclude=("output_heads",),
     check_together=_heads_divide_width,
 )(baselines.gat)
-register_model("mlp", first_layer=baseline_first_layer, stack=stack_baselines)(
-    baselines.mlp
-)
+register_model(
+    "mlp", first_layer=baseline_first_layer, stack=stack_baselines, edge_weights=True
+)(baselines.mlp)

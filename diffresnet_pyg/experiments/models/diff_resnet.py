@@ -42,6 +42,7 @@ register_model(
     first_layer=diff_resnet_first_layer,
     stack=BatchedDiffResNet.from_modules,
     sparse_input=True,
+    edge_weights=True,
     checks={"step_size": POSITIVE_FLOAT, "layer_num": check_int(minimum=0)},
     fixed={"cached": True},
 )(DiffResNet.reference)
@@ -51,6 +52,7 @@ register_model(
     first_layer=diff_resnet_first_layer,
     stack=BatchedDiffResNet.from_modules,
     sparse_input=True,
+    edge_weights=True,
     checks={
         "num_blocks": POSITIVE_INT,
         "diffusion_steps": check_int(minimum=0),

@@ -92,10 +92,12 @@ class GCNIINet(Module):
         for conv in self.convs:
             conv.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        """The :math:`(N, F_{out})` logits."""
+    def forward(
+        self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None
+    ) -> Tensor:
+        """The :math:`(N, F_{out})` logits (``edge_weight``: the graph's)."""
         edge_index, edge_weight = gcn_norm(
-            edge_index, None, x.size(0), add_self_loops=True, dtype=x.dtype
+            edge_index, edge_weight, x.size(0), add_self_loops=True, dtype=x.dtype
         )
         x = F.dropout(x, self.dropout, self.training)
         x = x_0 = F.relu(self.lin_in(x))
@@ -120,4 +122,5 @@ register_model(
     "gcnii",
     first_layer=_first_layer,
     checks={"alpha": check_float(gt=0.0, lt=1.0), "theta": POSITIVE_FLOAT},
+    edge_weights=True,
 )(GCNIINet)

@@ -19,8 +19,10 @@ that one registration:
   differ from their default, so the ``config.yaml`` and fingerprint of every
   config that does not use them stay what they were;
 * the stacked-weight form (``stack``) that trains many seeds as one model,
-  whether the plain and stacked forms take sparse features, and the
-  first-layer weights that ``train.weight_decay_on: first_layer`` decays.
+  whether the plain and stacked forms take sparse features, whether they take
+  edge weights (``edge_weights``: called as ``model(x, edge_index,
+  edge_weight)``), and the first-layer weights that
+  ``train.weight_decay_on: first_layer`` decays.
 
 Adding a model is one new module in :mod:`diffresnet_pyg.experiments.models`
 that calls :func:`register_model`; the package imports every module in it.
@@ -64,6 +66,7 @@ from diffresnet_pyg.experiments.schema.fields import (
     check_str,
 )
 from diffresnet_pyg.experiments.training import SingleMember
+from diffresnet_pyg.nn.streams import MemberStream
 
 __all__ = [
     "STANDARD_CHECKS",
@@ -126,6 +129,9 @@ class ModelSpec:
         stacked_sparse_input: The stacked model takes sparse CSR features.
         check_together: Checks that involve several parameters; raises
             :class:`ConfigError`.
+        edge_weights: The plain and stacked models take edge weights as the
+            third argument of their forward (a model that ignores the graph
+            may say so too).
     """
 
     name: str
@@ -137,6 +143,7 @@ class ModelSpec:
     sparse_input: bool
     stacked_sparse_input: bool
     check_together: Callable[[Mapping[str, Any]], None] | None
+    edge_weights: bool = False
 
     @property
     def batchable(self) -> bool:
@@ -293,6 +300,7 @@ def register_model(
     fixed: Mapping[str, Any] | None = None,
     check_together: Callable[[Mapping[str, Any]], None] | None = None,
     added: Sequence[str] = (),
+    edge_weights: bool = False,
 ) -> Callable[[Callable[..., Module]], Callable[..., Module]]:
     """Register a model builder under ``name`` (a decorator).
 
@@ -317,6 +325,10 @@ def register_model(
             with it: configs write them only when they differ from their
             default (:meth:`ModelSpec.written`), so existing ``config.yaml``
             files and fingerprints stay valid. Never remove a name from it.
+        edge_weights: The plain and stacked models take the graph's edge
+            weights, as ``model(x, edge_index, edge_weight)``. A graph with
+            weights is refused for a model without (unless the config says
+            ``dataset.edge_weights: ignore``).
 
     Returns:
         The decorator; it returns the builder unchanged.
@@ -342,6 +354,7 @@ def register_model(
             sparse_input=sparse_input,
             stacked_sparse_input=stacked_sparse_input,
             check_together=check_together,
+            edge_weights=edge_weights,
         )
         return build
 
@@ -393,31 +406,60 @@ def build_model(model: ModelChoice, in_channels: int, out_channels: int) -> Modu
 
 
 def build_members(
-    model: ModelChoice, in_channels: int, out_channels: int, seeds: Sequence[int]
+    model: ModelChoice,
+    in_channels: int,
+    out_channels: int,
+    seeds: Sequence[int],
+    *,
+    stacked: bool | None = None,
 ) -> Module:
     """One member per seed, each built right after ``torch.manual_seed(seed)``.
 
-    One seed gives the plain model wrapped in
+    Each member gets its own random stream
+    (:class:`~diffresnet_pyg.nn.streams.MemberStream`): the global state right
+    after it was built, i.e. what its run would draw next if trained alone.
+    Not stacked, the plain model is wrapped in
     :class:`~diffresnet_pyg.experiments.training.SingleMember` (exactly an
-    unbatched run); several give the stacked batched model, whose member
-    :math:`b` starts from the same weights as the plain model seeded with
-    ``seeds[b]``. Models without a batched form accept only one seed.
+    unbatched run, its stream installed as the global one around each call);
+    stacked, member :math:`b` of the batched model starts from the weights of
+    the plain model seeded with ``seeds[b]`` and draws its dropout masks from
+    its own stream. The global generators are left as the last member's
+    build left them.
+
+    Args:
+        model: A registered name and its validated parameters.
+        in_channels: Input features.
+        out_channels: Classes.
+        seeds: One init seed per member.
+        stacked: Build the stacked model (even for one seed). (default:
+            :obj:`None`: stacked for more than one seed)
+
+    Raises:
+        ValueError: Without seeds, or for several seeds (or ``stacked``) of
+            a model without a batched form.
     """
     spec = get_model(model.name)
     if not seeds:
         raise ValueError("build_members needs at least one seed")
-    if len(seeds) > 1 and spec.stack is None:
+    if stacked is None:
+        stacked = len(seeds) > 1
+    if stacked and spec.stack is None:
         raise ValueError(
             f"model {model.name!r} has no batched form; use train.batch_members=1"
         )
-    members = []
+    if len(seeds) > 1 and not stacked:
+        raise ValueError("several seeds are built as one stacked model")
+    members, streams = [], []
     for seed in seeds:
         torch.manual_seed(seed)
         members.append(build_model(model, in_channels, out_channels))
-    if len(members) == 1:
-        return SingleMember(members[0])
+        streams.append(MemberStream(seed))
+    if not stacked:
+        return SingleMember(members[0], streams[0])
     assert spec.stack is not None
-    return spec.stack(members)
+    batched = spec.stack(members)
+    batched.streams = streams
+    return batched
 
 
 def first_layer_weights(model: ModelChoice, module: Module) -> list[Tensor]:

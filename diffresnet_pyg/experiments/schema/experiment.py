@@ -306,7 +306,9 @@ def fingerprint(config: ExperimentConfig) -> str:
     Left out: ``output``, ``name``, ``dataset.root`` (where the files are,
     not which data; ``dataset.path`` is kept as given: it names the data),
     the optional ``dataset`` keys while at their default (see
-    :func:`config_to_dict`), ``train.batch_members``, ``train.device``,
+    :func:`config_to_dict`), ``dataset.edge_weights`` while ``"use"`` (the
+    behaviour of configs written before it existed on their unweighted
+    graphs), ``train.batch_members``, ``train.device``,
     ``train.representation_metrics`` (extra row fields, not results) and the
     ``executor`` section (speed, not results). Used to refuse a results folder
     written for a different config.
@@ -324,6 +326,8 @@ def fingerprint(config: ExperimentConfig) -> str:
     for key in ("output", "name"):
         del data[key]
     del data["dataset"]["root"]
+    if data["dataset"].get("edge_weights") == "use":
+        del data["dataset"]["edge_weights"]
     for key in ("batch_members", "device"):
         del data["train"][key]
     data["train"].pop("representation_metrics", None)

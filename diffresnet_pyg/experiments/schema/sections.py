@@ -42,6 +42,10 @@ def _dataset_name(value: Any, key: str) -> str:
 #: ``dataset.format`` values: ``"auto"`` and the registered file formats.
 DATASET_FORMATS: tuple[str, ...] = ("auto", *format_names())
 
+#: ``dataset.edge_weights`` values: train on the graph's edge weights, or
+#: on the unweighted graph.
+EDGE_WEIGHT_CHOICES: tuple[str, ...] = ("use", "ignore")
+
 #: Keys of :class:`DatasetConfig` added after results folders were first
 #: written; :func:`~diffresnet_pyg.experiments.schema.config_to_dict` leaves
 #: them out while they hold their default, so older ``config.yaml`` files and
@@ -91,6 +95,11 @@ class DatasetConfig(Section):
         min_class_size: Drop the classes with at most this many nodes and
             standardize again (needs :attr:`standardize`); :obj:`None`: none
             dropped (``cora_full``: 50, as gnn-benchmark).
+        edge_weights: ``"use"``: a graph with edge weights (``edge_weight``,
+            or a one-dimensional ``edge_attr``) is trained with them, and a
+            model that takes none is refused; ``"ignore"``: trained as
+            unweighted. Graphs without weights (e.g. after
+            :attr:`standardize`) are the same either way.
 
     Example:
         >>> DatasetConfig("gnnbench/Cora").name
@@ -113,6 +122,7 @@ class DatasetConfig(Section):
     min_class_size: int | None = validated_field(
         check_optional(check_int(minimum=0)), None
     )
+    edge_weights: str = validated_field(check_choice(EDGE_WEIGHT_CHOICES), "use")
 
     @property
     def label(self) -> str:

@@ -27,6 +27,7 @@ from diffresnet_pyg.nn.cache import GraphCache
 from diffresnet_pyg.nn.conv.diffusion_conv import DiffusionConv
 from diffresnet_pyg.nn.models.diff_resnet import DiffResNet
 from diffresnet_pyg.nn.sparse import is_sparse, quiet_sparse_warnings, sparse_matmul
+from diffresnet_pyg.nn.streams import MemberStream, member_dropout, member_generators
 
 __all__ = [
     "BatchedDiffResNet",
@@ -95,17 +96,42 @@ def member_rows(x: Tensor, num_members: int) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def _dropped_member_rows(
-    x: Tensor, num_members: int, p: float, cache: GraphCache
+    x: Tensor,
+    num_members: int,
+    p: float,
+    cache: GraphCache,
+    generators: Sequence[torch.Generator] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """``(crow, col, values)`` of :func:`member_rows` with dropped values."""
+    """``(crow, col, values)`` of :func:`member_rows` with dropped values.
+
+    With ``generators``, member :math:`b`'s values are dropped as
+    :func:`~diffresnet_pyg.nn.sparse.sparse_dropout` drops the CSR values of
+    ``x`` with ``generators[b]``; without, in one draw over all members'
+    values from the global generator.
+    """
     x_csr = x
     if x.layout != torch.sparse_csr:
         with quiet_sparse_warnings():
             x_csr = x.to_sparse_csr()
-    crow, col, perm = cache.get(
-        (x,), (num_members, x.device), lambda: member_rows(x_csr, num_members)
+
+    def structure() -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        crow, col, perm = member_rows(x_csr, num_members)
+        member = torch.div(col, x.size(1), rounding_mode="floor")
+        return crow, col, x_csr.values()[perm], member * x_csr._nnz() + perm
+
+    # the stored values per member and each one's index into the members'
+    # masks [B, nnz] are constant for a constant x: built once
+    crow, col, values, noise_index = cache.get(
+        (x,), ("members", num_members, x.device), structure
     )
-    return crow, col, F.dropout(x_csr.values()[perm], p, True)
+    if generators is None:
+        return crow, col, F.dropout(values, p, True)
+    nnz = x_csr._nnz()
+    noise = torch.empty((num_members, nnz), dtype=values.dtype, device=values.device)
+    for b, generator in enumerate(generators):
+        noise[b].bernoulli_(1.0 - p, generator=generator)
+    noise.div_(1.0 - p)
+    return crow, col, values * noise.view(-1)[noise_index]
 
 
 def input_linear(
@@ -115,6 +141,7 @@ def input_linear(
     p: float,
     training: bool,
     cache: GraphCache,
+    generators: Sequence[torch.Generator] | None = None,
 ) -> Tensor:
     r"""Every member's linear layer applied to its own dropout of a shared input.
 
@@ -139,6 +166,13 @@ def input_linear(
         p (float): Input dropout probability.
         training (bool): Whether dropout is active.
         cache (GraphCache): Holds the per-member structure of a sparse ``x``.
+        generators (sequence of torch.Generator, optional): One per member:
+            member :math:`b`'s mask is drawn from ``generators[b]`` as its
+            plain model draws it (dense: the mask of
+            :func:`torch.nn.functional.dropout` on ``x``; sparse: that of
+            :func:`~diffresnet_pyg.nn.sparse.sparse_dropout`), see
+            :func:`~diffresnet_pyg.nn.streams.member_dropout`.
+            (default: :obj:`None`: one draw from the global generator)
 
     Returns:
         torch.Tensor: ``[N, B, F_out]``.
@@ -148,8 +182,9 @@ def input_linear(
     num_members, num_features, k = weight.shape
     if not is_sparse(x):
         expanded = x.unsqueeze(1).expand(-1, num_members, -1)
-        return stacked_linear(F.dropout(expanded, p, True), weight, bias)
-    crow, col, values = _dropped_member_rows(x, num_members, p, cache)
+        dropped = member_dropout(expanded, p, True, generators)
+        return stacked_linear(dropped, weight, bias)
+    crow, col, values = _dropped_member_rows(x, num_members, p, cache, generators)
     with quiet_sparse_warnings():
         big = torch.sparse_csr_tensor(
             crow,
@@ -164,7 +199,11 @@ def input_linear(
 
 
 def member_input_dropout(
-    x: Tensor, num_members: int, p: float, cache: GraphCache
+    x: Tensor,
+    num_members: int,
+    p: float,
+    cache: GraphCache,
+    generators: Sequence[torch.Generator] | None = None,
 ) -> Tensor:
     """Each member's own dropout of a shared input, dense ``[N, B, F]``.
 
@@ -176,11 +215,14 @@ def member_input_dropout(
         num_members (int): ``B``.
         p (float): Dropout probability (applied: call it in training only).
         cache (GraphCache): As in :func:`input_linear`.
+        generators (sequence of torch.Generator, optional): As in
+            :func:`input_linear`.
     """
     n, num_features = x.shape
     if not is_sparse(x):
-        return F.dropout(x.unsqueeze(1).expand(-1, num_members, -1), p, True)
-    crow, col, values = _dropped_member_rows(x, num_members, p, cache)
+        expanded = x.unsqueeze(1).expand(-1, num_members, -1)
+        return member_dropout(expanded, p, True, generators)
+    crow, col, values = _dropped_member_rows(x, num_members, p, cache, generators)
     with quiet_sparse_warnings():
         rows = torch.sparse_csr_tensor(
             crow,
@@ -219,10 +261,16 @@ class BatchedDiffResNet(Module):
     weights are stored as ``[B, F_in, F_out]``); the forward pass computes all
     members at once and returns ``[N, B, out_channels]``. Member :math:`b` computes
     exactly what its own :class:`~diffresnet_pyg.nn.DiffResNet` computes.
-    Dropout masks are drawn for all members in one draw from the global
-    generator over the ``[N, B * C]`` activations; with one member that is the
-    same draw, in the same order, as the unbatched model's, so a batched run
-    of one member repeats the unbatched run under the same seed.
+    With :attr:`streams` (one
+    :class:`~diffresnet_pyg.nn.streams.MemberStream` per member, set by
+    :func:`~diffresnet_pyg.experiments.models.build_members`), member
+    :math:`b`'s dropout masks (input, block and diffusion dropout) are drawn
+    from its own generators with the shapes and operations of its plain
+    model, so they equal the masks its plain model draws from a global
+    generator in the same state, whatever the other members. Without
+    streams, each dropout is one draw from the global generator over all
+    members; with one member that is the same draw, in the same order, as
+    the unbatched model's.
 
     The model runs on the device of its parameters, which must be that of the
     input and the graph (``model.to(device)``; sparse COO/CSR inputs and the
@@ -294,6 +342,10 @@ class BatchedDiffResNet(Module):
         self.block_dropout = first.blocks[0].dropout
         self.input_dropout = first.input_dropout
         self._input_cache = GraphCache()
+        #: Each member's random stream (:class:`~diffresnet_pyg.nn.streams.
+        #: MemberStream`), or :obj:`None`: all members draw from the global
+        #: generators.
+        self.streams: list[MemberStream] | None = None
         if first.lin_in is None:
             self.lin_in_weight = self.lin_in_bias = None
         else:
@@ -396,7 +448,9 @@ class BatchedDiffResNet(Module):
         else:
             out = self.act(stacked_linear(x, w0, b0))
         if self.block_layers == 2:
-            out = F.dropout(out, self.block_dropout, self.training)
+            out = member_dropout(
+                out, self.block_dropout, self.training, self._generators(out.device)
+            )
             out = stacked_linear(
                 out,
                 self.block_weights[k * self.block_layers + 1],
@@ -404,9 +458,17 @@ class BatchedDiffResNet(Module):
             )
         return out + x
 
-    def _diffuse(self, conv: DiffusionConv, x: Tensor, edge_index: Any) -> Tensor:
+    def _generators(self, device: torch.device) -> list[torch.Generator] | None:
+        """The members' generators of ``device`` (:obj:`None`: global)."""
+        return member_generators(self.streams, device)
+
+    def _diffuse(
+        self, conv: DiffusionConv, x: Tensor, edge_index: Any, edge_weight: Any
+    ) -> Tensor:
         n, b, c = x.shape
-        return conv(x.reshape(n, b * c), edge_index).view(n, b, c)
+        generators = self._generators(torch.device("cpu"))
+        out = conv(x.reshape(n, b * c), edge_index, edge_weight, generators=generators)
+        return out.view(n, b, c)
 
     def _member_weights(self) -> list[dict[str, Tensor]]:
         """Each member's weights under :class:`DiffResNet`'s parameter names.
@@ -437,16 +499,21 @@ class BatchedDiffResNet(Module):
             for m in range(self.num_members)
         ]
 
-    def _forward_members(self, x: Tensor, edge_index: Any) -> Tensor:
+    def _forward_members(self, x: Tensor, edge_index: Any, edge_weight: Any) -> Tensor:
         """Members one after another (wide layers), ``[N, B, out_channels]``.
 
-        Each member runs :class:`DiffResNet`'s own forward with its weights.
+        Each member runs :class:`DiffResNet`'s own forward with its weights
+        (and its own random stream installed as the global one, if any).
         """
         template = self.__dict__["_template"].train(self.training)
-        outs = [
-            functional_call(template, weights, (x, edge_index))
-            for weights in self._member_weights()
-        ]
+        outs = []
+        for b, weights in enumerate(self._member_weights()):
+            args = (x, edge_index, edge_weight)
+            if self.streams is None or not self.training:
+                outs.append(functional_call(template, weights, args))
+                continue
+            with self.streams[b].installed(x.device):
+                outs.append(functional_call(template, weights, args))
         return torch.stack(outs, dim=1)
 
     def _loops_members(self, x: Tensor) -> bool:
@@ -456,15 +523,22 @@ class BatchedDiffResNet(Module):
         width = x.size(0) * self.hidden_channels * self.lin_out_weight.element_size()
         return width >= MEMBER_LOOP_BYTES
 
-    def forward(self, x: Tensor, edge_index: Any) -> Tensor:
-        """Return the ``[num_nodes, num_members, out_channels]`` outputs."""
+    def forward(self, x: Tensor, edge_index: Any, edge_weight: Any = None) -> Tensor:
+        """Return the ``[num_nodes, num_members, out_channels]`` outputs.
+
+        Args:
+            x (torch.Tensor): Shared node features ``[N, in_channels]``.
+            edge_index (torch.Tensor or SparseTensor): The graph.
+            edge_weight (torch.Tensor, optional): Edge weights, as
+                :class:`DiffResNet` takes them.
+        """
         if x.dim() != 2 or x.size(1) != self.in_channels:
             raise ValueError(
                 f"'x' must have shape [num_nodes, {self.in_channels}], got "
                 f"{tuple(x.shape)}"
             )
         if self._loops_members(x):
-            return self._forward_members(x, edge_index)
+            return self._forward_members(x, edge_index, edge_weight)
         shared = True
         p = self.input_dropout
         if self.lin_in_weight is not None:
@@ -475,10 +549,13 @@ class BatchedDiffResNet(Module):
                 p,
                 self.training,
                 self._input_cache,
+                self._generators(x.device),
             )
             shared = False
         elif self.training and p > 0.0:
-            x = member_input_dropout(x, self.num_members, p, self._input_cache)
+            x = member_input_dropout(
+                x, self.num_members, p, self._input_cache, self._generators(x.device)
+            )
             shared = False
         last = self.num_blocks - 1
         for k, conv in enumerate(self.convs):
@@ -486,8 +563,9 @@ class BatchedDiffResNet(Module):
             shared = False
             if k == last and not conv.dropout_active:  # classifier first
                 out = stacked_linear(x, self.lin_out_weight, None)
-                return self._diffuse(conv, out, edge_index) + self.lin_out_bias
-            x = self._diffuse(conv, x, edge_index)
+                out = self._diffuse(conv, out, edge_index, edge_weight)
+                return out + self.lin_out_bias
+            x = self._diffuse(conv, x, edge_index, edge_weight)
         return stacked_linear(x, self.lin_out_weight, self.lin_out_bias)
 
     def __repr__(self) -> str:

@@ -19,17 +19,22 @@ once:
 * graph operators are cached for repeated calls with the same ``edge_index``
   tensor (same object, unmodified, same number of nodes, dtype and device).
 
-Dropout is applied where the unbatched PyG model applies it, with one draw
-over the ``[N, B, C]`` (or ``[E, B, heads]``) tensor, so members get
-independent masks, and with one member and dense ``x`` the batched model draws
-the same random numbers in the same order as the unbatched model: a training
-step of a one-member batched model repeats the unbatched step under the same
-seed. Input dropout on a dense ``x`` is drawn over ``x`` expanded to
+Dropout is applied where the unbatched PyG model applies it. With
+``streams`` (one :class:`~diffresnet_pyg.nn.streams.MemberStream` per member,
+set by :func:`~diffresnet_pyg.experiments.models.build_members`), member
+:math:`b`'s mask of the ``[N, B, C]`` (or ``[E, B, heads]``) tensor is drawn
+from its own generator as the unbatched model draws its ``[N, C]`` mask
+(:func:`~diffresnet_pyg.nn.streams.member_dropout`), so it equals its plain
+model's mask whatever the other members; without streams it is one draw over
+all members from the global generator (with one member and dense ``x``, the
+unbatched model's draw). Input dropout on a dense ``x`` is drawn over ``x`` expanded to
 ``[N, B, F]`` (``N * B * F`` random numbers and a dense batched product); on a
 sparse ``x`` it is drawn per member over the stored values only (the same
 distribution, ``B * nnz`` random numbers and one sparse product, but not the
 unbatched model's random numbers; PyG's models take dense ``x`` only anyway),
-which is much faster for bag-of-words features.
+which is much faster for bag-of-words features. So with input dropout on a
+sparse ``x`` a member's masks depend only on its own stream but differ from
+its plain model's; every other mask equals the plain model's.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from diffresnet_pyg.nn.batched.diff_resnet import input_linear, stacked_linear
 from diffresnet_pyg.nn.cache import GraphCache
 from diffresnet_pyg.nn.models.baselines import BUILDERS, BaselineModel
 from diffresnet_pyg.nn.sparse import csr_with_transpose, is_sparse
+from diffresnet_pyg.nn.streams import MemberStream, member_dropout, member_generators
 
 __all__ = [
     "BatchedBaseline",
@@ -221,6 +227,10 @@ class BatchedBaseline(Module):
         self.input_dropout: float = hparams["input_dropout"]
         self._graph_cache = GraphCache()
         self._input_cache = GraphCache()
+        #: Each member's random stream (:class:`~diffresnet_pyg.nn.streams.
+        #: MemberStream`), or :obj:`None`: all members draw from the global
+        #: generators.
+        self.streams: list[MemberStream] | None = None
         layouts = [self._layout(m) for m in members]
         ref = {p.dtype for m in members for p in m.parameters()}
         devices = {p.device for m in members for p in m.parameters()}
@@ -309,10 +319,21 @@ class BatchedBaseline(Module):
             )
         return x
 
+    def _dropout(self, h: Tensor, p: float) -> Tensor:
+        """Dropout of ``[N, B, ...]`` activations (per member with streams)."""
+        generators = member_generators(self.streams, h.device)
+        return member_dropout(h, p, self.training, generators)
+
     def _first_linear(self, x: Tensor, weight: Tensor) -> Tensor:
         """``x @ W_b`` for every member (after input dropout): ``[N, B, K]``."""
         return input_linear(
-            x, weight, None, self.input_dropout, self.training, self._input_cache
+            x,
+            weight,
+            None,
+            self.input_dropout,
+            self.training,
+            self._input_cache,
+            member_generators(self.streams, x.device),
         )
 
     def _linear(self, layer: int, x: Tensor, h: Tensor, weight: Tensor) -> Tensor:
@@ -411,30 +432,46 @@ class BatchedGCN(BatchedBaseline):
             "biases": [(conv.bias, _SAME) for conv in convs],
         }
 
-    def _operator(self, edge_index: Tensor, num_nodes: int, like: Tensor):
+    def _operator(
+        self,
+        edge_index: Tensor,
+        num_nodes: int,
+        like: Tensor,
+        edge_weight: Tensor | None = None,
+    ):
         def build() -> tuple[Tensor, Tensor]:
             _check_range(edge_index, num_nodes)
             ei, weight = gcn_norm(
-                edge_index, None, num_nodes, improved=False, add_self_loops=True,
-                flow="source_to_target", dtype=like.dtype,
+                edge_index, edge_weight, num_nodes, improved=False,
+                add_self_loops=True, flow="source_to_target", dtype=like.dtype,
             )  # fmt: skip
             return csr_with_transpose(ei[1], ei[0], weight, num_nodes)
 
         extra = (num_nodes, like.dtype, like.device)
-        return self._graph_cache.get((edge_index,), extra, build)
+        graph = (edge_index,) if edge_weight is None else (edge_index, edge_weight)
+        return self._graph_cache.get(graph, extra, build)
 
-    def forward(self, x: Tensor, edge_index: Tensor | None = None) -> Tensor:
-        """Return the ``[N, B, out_channels]`` outputs (see the base class)."""
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Tensor | None = None,
+        edge_weight: Tensor | None = None,
+    ) -> Tensor:
+        """Return the ``[N, B, out_channels]`` outputs (see the base class).
+
+        ``edge_weight`` (``[E]``, optional) weighs the edges as PyG's
+        ``GCNConv`` does (in ``gcn_norm``).
+        """
         x = self._check_x(x)
         edge_index = _check_edge_index(edge_index, self.family)
-        operator = self._operator(edge_index, x.size(0), self.weights[0])
+        operator = self._operator(edge_index, x.size(0), self.weights[0], edge_weight)
         last = self.num_layers - 1
         h = x
         for i, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
             h = self._linear(i, x, h, weight)
             h = _propagate(operator, h) + bias
             if i < last:
-                h = F.dropout(F.relu(h), self.dropout, self.training)
+                h = self._dropout(F.relu(h), self.dropout)
         return h
 
 
@@ -495,7 +532,7 @@ class BatchedGraphSAGE(BatchedBaseline):
             y = self._linear(i, x, h, weight)
             h = _propagate(operator, y[..., :k]) + self.biases[i] + y[..., k:]
             if i < last:
-                h = F.dropout(F.relu(h), self.dropout, self.training)
+                h = self._dropout(F.relu(h), self.dropout)
         return h
 
 
@@ -566,7 +603,7 @@ class BatchedGAT(BatchedBaseline):
         alpha = alpha_src.index_select(0, source) + alpha_dst.index_select(0, target)
         alpha = F.leaky_relu(alpha, 0.2)
         alpha = softmax(alpha, target, num_nodes=num_nodes)
-        alpha = F.dropout(alpha, self.attention_dropout, self.training)
+        alpha = self._dropout(alpha, self.attention_dropout)
         messages = alpha.unsqueeze(-1) * z.index_select(0, source)
         return scatter(messages, target, 0, num_nodes, reduce="sum")
 
@@ -590,7 +627,7 @@ class BatchedGAT(BatchedBaseline):
                 out = out.mean(dim=2)
             h = out + self.biases[i]
             if i < last:
-                h = F.dropout(F.relu(h), self.dropout, self.training)
+                h = self._dropout(F.relu(h), self.dropout)
         return h
 
 
@@ -620,8 +657,13 @@ class BatchedMLP(BatchedBaseline):
             "biases": [(lin.bias, _SAME) for lin in lins],
         }
 
-    def forward(self, x: Tensor, edge_index: Tensor | None = None) -> Tensor:
-        """Return the ``[N, B, out_channels]`` outputs (see the base class)."""
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Tensor | None = None,
+        edge_weight: Tensor | None = None,
+    ) -> Tensor:
+        """Return the ``[N, B, out_channels]`` outputs (the graph is ignored)."""
         x = self._check_x(x)
         last = self.num_layers - 1
         h = x
@@ -629,7 +671,7 @@ class BatchedMLP(BatchedBaseline):
             h = self._linear(i, x, h, weight)
             h = h + bias
             if i < last:
-                h = F.dropout(F.relu(h), self.dropout, self.training)
+                h = self._dropout(F.relu(h), self.dropout)
         return h
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -12,9 +13,8 @@ from torch_geometric.utils import spmm, to_torch_csr_tensor
 
 from diffresnet_pyg.nn.cache import GraphCache
 from diffresnet_pyg.nn.dropout import (
-    draw_mask_seed,
-    keep_mask_bytes,
-    keep_mask_from_seed,
+    draw_member_seeds,
+    member_keep_mask,
 )
 from diffresnet_pyg.nn.laplacian import (
     SplitLaplacian,
@@ -181,6 +181,7 @@ class _EulerSteps(torch.autograd.Function):
         p: float,
         recompute: bool,
         panel_width: int = 0,
+        generators: tuple[torch.Generator, ...] | None = None,
     ) -> Tensor:
         ctx.panel_width = 0
         if _use_panels(x, num_steps, recompute, panel_width):
@@ -189,7 +190,9 @@ class _EulerSteps(torch.autograd.Function):
             if p > 0.0:
                 masks = [
                     _panel_major(
-                        keep_mask_from_seed(x.shape, p, draw_mask_seed(), x.device),
+                        member_keep_mask(
+                            x.shape, p, draw_member_seeds(generators), x.device
+                        ),
                         spans,
                     )
                     for _ in range(num_steps)
@@ -206,8 +209,8 @@ class _EulerSteps(torch.autograd.Function):
         for _ in range(num_steps):
             free = bufs[1] if cur is bufs[0] else bufs[0]
             if p > 0.0:
-                seeds.append(draw_mask_seed())
-                byte_mask = keep_mask_from_seed(x.shape, p, seeds[-1], x.device)
+                seeds.append(draw_member_seeds(generators))
+                byte_mask = member_keep_mask(x.shape, p, seeds[-1], x.device)
                 if not recompute:
                     masks.append(byte_mask)
                 mask = byte_mask.to(x.dtype)
@@ -227,9 +230,9 @@ class _EulerSteps(torch.autograd.Function):
     @staticmethod
     def backward(
         ctx: Any, grad: Tensor
-    ) -> tuple[Tensor, None, None, None, None, None, None]:
+    ) -> tuple[Tensor, None, None, None, None, None, None, None]:
         masks = ctx.saved_tensors
-        nones = (None,) * 6
+        nones = (None,) * 7
         if ctx.panel_width and _use_panels(grad, ctx.num_steps, False, ctx.panel_width):
             grad = _panel_steps(
                 grad.contiguous(),
@@ -248,7 +251,7 @@ class _EulerSteps(torch.autograd.Function):
             if masks:
                 cur.mul_(masks[k].to(cur.dtype))
             elif ctx.seeds:
-                mask = keep_mask_from_seed(cur.shape, ctx.p, ctx.seeds[k], cur.device)
+                mask = member_keep_mask(cur.shape, ctx.p, ctx.seeds[k], cur.device)
                 cur.mul_(mask.to(cur.dtype))
         return (cur, *nones)
 
@@ -623,7 +626,12 @@ class DiffusionConv(MessagePassing):
         return op
 
     def forward(
-        self, x: Tensor, edge_index: Adj, edge_weight: OptTensor = None
+        self,
+        x: Tensor,
+        edge_index: Adj,
+        edge_weight: OptTensor = None,
+        *,
+        generators: Sequence[torch.Generator] | None = None,
     ) -> Tensor:
         """Apply ``num_steps`` diffusion steps to ``x``.
 
@@ -633,6 +641,13 @@ class DiffusionConv(MessagePassing):
                 read in the layer's ``flow``, or a sparse ``adj_t``.
             edge_weight (torch.Tensor, optional): Non-negative weights of the
                 ``edge_index`` columns.
+            generators (sequence of torch.Generator, optional): With dropout,
+                ``x`` holds ``B = len(generators)`` members' features side by
+                side (``[N, B * C]``) and member :math:`b`'s masks are drawn
+                from ``generators[b]`` (CPU generators) as this layer draws
+                the masks of an ``[N, C]`` input from the global generator
+                (:func:`~diffresnet_pyg.nn.dropout.member_keep_mask`).
+                (default: :obj:`None`: one mask from the global generator)
         """
         if isinstance(x, (tuple, list)):
             raise ValueError(
@@ -659,10 +674,12 @@ class DiffusionConv(MessagePassing):
                 p,
                 self.recompute_masks,
                 self.panel_width,
+                None if generators is None else tuple(generators),
             )
         for _ in range(self.num_steps):
             if p > 0.0:
-                x = x * keep_mask_bytes(x.shape, p, x.device).to(x.dtype)
+                seeds = draw_member_seeds(generators)
+                x = x * member_keep_mask(x.shape, p, seeds, x.device).to(x.dtype)
             x = self.propagate(op.graph, x=x, edge_weight=op.edge_weight)
         return x
 

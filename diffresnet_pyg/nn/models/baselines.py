@@ -62,20 +62,34 @@ class BaselineModel(Module):
         self.hparams = dict(hparams)
         self.input_dropout = float(self.hparams.get("input_dropout", 0.0))
 
-    def forward(self, x: Tensor, edge_index: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Tensor | None = None,
+        edge_weight: Tensor | None = None,
+    ) -> Tensor:
         """Return the ``[N, out_channels]`` outputs for node features ``x``.
 
         Args:
             x (torch.Tensor): Dense node features ``[N, in_channels]``.
             edge_index (torch.Tensor, optional): Graph ``[2, E]`` (source,
                 target); required except for the MLP, which ignores it.
+            edge_weight (torch.Tensor, optional): Weights ``[E]`` of the
+                edges: taken by GCN (ignored by the MLP with the graph);
+                GraphSAGE and GAT take none.
         """
         x = F.dropout(x, self.input_dropout, self.training)
         if self.family == "mlp":
             return self.model(x)
         if edge_index is None:
             raise ValueError(f"The {self.family} model needs an 'edge_index'")
-        return self.model(x, edge_index)
+        if edge_weight is None:
+            return self.model(x, edge_index)
+        if self.family != "gcn":
+            raise ValueError(
+                f"The {self.family} model takes no edge weights (GCN does)"
+            )
+        return self.model(x, edge_index, edge_weight=edge_weight)
 
     def extra_repr(self) -> str:
         """The family and the input dropout."""
