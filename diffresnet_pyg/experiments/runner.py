@@ -29,14 +29,12 @@ count), not on the other runs of its batch, nor on how the pending runs were
 cut into chunks (a resumed folder, another ``num_inits``, another executor):
 with ``batch_members > 1`` every chunk, even a last one of a single run, is
 the stacked model. With ``batch_members=1`` every run is exactly the
-unbatched run of its seeds, as before. Across batch sizes rows agree up to
-floating-point rounding where the stacked model draws its plain model's
+unbatched run of its seeds. Across batch sizes rows agree up to
+floating-point rounding, because the stacked model draws its plain model's
 masks: Diff-ResNet (all its dropouts, dense or sparse features) and the
-baselines (GCN, GraphSAGE, GAT, MLP) except their ``input_dropout`` on
-sparse features, which the stacked baselines draw over the stored values
-only (the plain PyG models take dense features and draw a mask over every
-entry): there rows agree for every ``batch_members >= 2`` but differ from
-``batch_members=1``. Mini-batch training (``train.batching``) shares the
+baselines (GCN, GraphSAGE, GAT, MLP; their ``input_dropout`` on sparse
+features is drawn over the stored values, alone as in a batch). Mini-batch
+training (``train.batching``) shares the
 batches of a chunk among its members (seeded from the chunk's first run), so
 its rows still depend on the chunk.
 
@@ -368,7 +366,7 @@ def input_features(config: ExperimentConfig, data: Data, *, batched: bool) -> Te
     else dense. ``batched``: whether the runs are trained as a batched model
     (more than one run per chunk).
     """
-    takes_sparse = config.model.spec.takes_sparse(batched)
+    takes_sparse = config.model.spec.takes_sparse(batched, config.model.params)
     if config.train.sparse_features and takes_sparse:
         return data.x.to_sparse_csr()
     return data.x

@@ -47,6 +47,8 @@ def _plain_outputs(model: ModelConfig, x, edge_index, steps: int = 2):
     "name, params, sparse",
     [
         ("gcn", {"hidden_channels": 8, "dropout": 0.5, "input_dropout": 0.3}, False),
+        ("gcn", {"hidden_channels": 8, "dropout": 0.5, "input_dropout": 0.3}, True),
+        ("mlp", {"hidden_channels": 8, "dropout": 0.5, "input_dropout": 0.3}, True),
         ("gat", {"hidden_channels": 4, "heads": 2, "attention_dropout": 0.4}, False),
         ("sage", {"hidden_channels": 8, "dropout": 0.5, "input_dropout": 0.3}, False),
         ("mlp", {"hidden_channels": 8, "dropout": 0.5, "input_dropout": 0.3}, False),
@@ -131,10 +133,10 @@ def test_one_seed_stacked_equals_the_plain_run():
 #: Rows of ``batch_members: 1`` computed before runs had their own streams:
 #: (model, split, init) -> (epochs, best_epoch, val_loss, val_acc, test_acc).
 PINNED = {
-    ("gcn", 0, 0): (12, 12, 1.0723427534103394, 1 / 3, 0.5625),
-    ("gcn", 0, 1): (12, 12, 1.1000964641571045, 1 / 6, 0.25),
-    ("gcn", 1, 0): (12, 12, 1.0697927474975586, 2 / 3, 0.25),
-    ("gcn", 1, 1): (12, 12, 1.120336890220642, 1 / 3, 0.25),
+    ("gcn", 0, 0): (12, 12, 1.0737735033035278, 1 / 3, 0.5),
+    ("gcn", 0, 1): (12, 12, 1.1004201173782349, 1 / 6, 0.1875),
+    ("gcn", 1, 0): (12, 12, 1.0926181077957153, 1 / 3, 0.3125),
+    ("gcn", 1, 1): (12, 12, 1.1170598268508911, 1 / 3, 0.375),
     ("diffresnet", 0, 0): (12, 12, 1.1076823472976685, 1 / 3, 0.375),
     ("diffresnet", 0, 1): (12, 12, 1.1224855184555054, 1 / 3, 0.5),
     ("diffresnet", 1, 0): (12, 12, 1.1307942867279053, 1 / 3, 0.125),
@@ -142,7 +144,9 @@ PINNED = {
 }
 
 PINNED_MODELS = {
-    "gcn": {"name": "gcn", "hidden_channels": 8, "dropout": 0.5, "input_dropout": 0.5},
+    # without input dropout: with it, a plain baseline on sparse features now
+    # drops the stored values, as the stacked members do (see the test below)
+    "gcn": {"name": "gcn", "hidden_channels": 8, "dropout": 0.5},
     "diffresnet": {
         "name": "diffresnet",
         "hidden_channels": 8,
@@ -198,7 +202,12 @@ def _cli(cfg: Path, *overrides: str) -> list[str]:
 def test_rows_do_not_depend_on_the_batch_nor_on_a_resume(tmp_path):
     """GCN runs trained 1, 4 or 20 at a time, and killed then resumed."""
     write_graph_file(tmp_path / "graph.npz", "csr", small_graph(num_splits=5))
-    model = {"name": "gcn", "hidden_channels": 16, "dropout": 0.5}
+    model = {
+        "name": "gcn",
+        "hidden_channels": 16,
+        "dropout": 0.5,
+        "input_dropout": 0.5,  # drawn over the stored values at every batch size
+    }
     train = {"max_epochs": 60, "patience": 10}
     folders = {}
     for batch in (1, 4, 20):

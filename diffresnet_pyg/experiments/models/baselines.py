@@ -52,19 +52,41 @@ def _heads_divide_width(params: Mapping[str, Any]) -> None:
         )
 
 
+def _has_input_dropout(params: Mapping[str, Any]) -> bool:
+    """Sparse features for a plain baseline with input dropout.
+
+    Its input dropout then draws over the stored values
+    (:func:`~diffresnet_pyg.nn.sparse.sparse_dropout`), as each member of the
+    stacked model does, so a run gives the same row alone or in a batch.
+    """
+    return float(params.get("input_dropout") or 0.0) > 0.0
+
+
 register_model(
-    "gcn", first_layer=baseline_first_layer, stack=stack_baselines, edge_weights=True
+    "gcn",
+    first_layer=baseline_first_layer,
+    stack=stack_baselines,
+    sparse_input=_has_input_dropout,
+    edge_weights=True,
 )(baselines.gcn)
-register_model("sage", first_layer=baseline_first_layer, stack=stack_baselines)(
-    baselines.graph_sage
-)
+register_model(
+    "sage",
+    first_layer=baseline_first_layer,
+    stack=stack_baselines,
+    sparse_input=_has_input_dropout,
+)(baselines.graph_sage)
 register_model(
     "gat",
     first_layer=baseline_first_layer,
     stack=stack_baselines,
+    sparse_input=_has_input_dropout,
     exclude=("output_heads",),
     check_together=_heads_divide_width,
 )(baselines.gat)
 register_model(
-    "mlp", first_layer=baseline_first_layer, stack=stack_baselines, edge_weights=True
+    "mlp",
+    first_layer=baseline_first_layer,
+    stack=stack_baselines,
+    sparse_input=_has_input_dropout,
+    edge_weights=True,
 )(baselines.mlp)

@@ -125,7 +125,8 @@ class ModelSpec:
             stacked model.
         stack: Stacks plain models (one per seed) into one batched model;
             :obj:`None` if the model has no batched form.
-        sparse_input: The plain model takes sparse CSR features.
+        sparse_input: The plain model takes sparse CSR features (or a
+            predicate of its parameters saying when it does).
         stacked_sparse_input: The stacked model takes sparse CSR features.
         check_together: Checks that involve several parameters; raises
             :class:`ConfigError`.
@@ -140,7 +141,7 @@ class ModelSpec:
     fixed: Mapping[str, Any]
     first_layer: Callable[[Module], list[Tensor]]
     stack: Callable[[Sequence[Module]], Module] | None
-    sparse_input: bool
+    sparse_input: bool | Callable[[Mapping[str, Any]], bool]
     stacked_sparse_input: bool
     check_together: Callable[[Mapping[str, Any]], None] | None
     edge_weights: bool = False
@@ -150,10 +151,18 @@ class ModelSpec:
         """Whether several seeds can train as one stacked model."""
         return self.stack is not None
 
-    def takes_sparse(self, batched: bool) -> bool:
-        """Whether the (stacked if ``batched``) model takes sparse features."""
+    def takes_sparse(
+        self, batched: bool, params: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Whether the (stacked if ``batched``) model takes sparse features.
+
+        ``params``: the model's parameters, for a ``sparse_input`` that
+        depends on them (a callable); :obj:`None` reads it at the defaults.
+        """
         if batched and self.stack is not None:
             return self.stacked_sparse_input
+        if callable(self.sparse_input):
+            return bool(self.sparse_input({**self.defaults(), **(params or {})}))
         return self.sparse_input
 
     def defaults(self) -> dict[str, Any]:
@@ -292,7 +301,7 @@ def register_model(
     *,
     first_layer: Callable[[Module], list[Tensor]],
     stack: Callable[[Sequence[Module]], Module] | None = None,
-    sparse_input: bool = False,
+    sparse_input: bool | Callable[[Mapping[str, Any]], bool] = False,
     stacked_sparse_input: bool = True,
     checks: Mapping[str, Check] | None = None,
     defaults: Mapping[str, Any] | None = None,
@@ -310,7 +319,8 @@ def register_model(
             layer of the plain or the stacked model.
         stack: Stacks plain models into one batched model (:obj:`None`: no
             batched form; such runs train one at a time).
-        sparse_input: The plain model takes sparse CSR features.
+        sparse_input: The plain model takes sparse CSR features (or a
+            predicate of its parameters saying when it does).
         stacked_sparse_input: The stacked model takes sparse CSR features.
         checks: Validators by parameter name (see the module docstring for
             the ones used otherwise).

@@ -29,12 +29,11 @@ model's mask whatever the other members; without streams it is one draw over
 all members from the global generator (with one member and dense ``x``, the
 unbatched model's draw). Input dropout on a dense ``x`` is drawn over ``x`` expanded to
 ``[N, B, F]`` (``N * B * F`` random numbers and a dense batched product); on a
-sparse ``x`` it is drawn per member over the stored values only (the same
-distribution, ``B * nnz`` random numbers and one sparse product, but not the
-unbatched model's random numbers; PyG's models take dense ``x`` only anyway),
-which is much faster for bag-of-words features. So with input dropout on a
-sparse ``x`` a member's masks depend only on its own stream but differ from
-its plain model's; every other mask equals the plain model's.
+sparse ``x`` it is drawn per member over the stored values only (``B * nnz``
+random numbers and one sparse product, much faster for bag-of-words
+features), as :class:`~diffresnet_pyg.nn.models.baselines.BaselineModel`
+draws it on a sparse ``x`` (:func:`~diffresnet_pyg.nn.sparse.sparse_dropout`).
+So every mask of a member equals its plain model's on the same input.
 """
 
 from __future__ import annotations

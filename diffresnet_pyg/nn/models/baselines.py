@@ -22,11 +22,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Module
 from torch_geometric.nn.conv import GATConv
 from torch_geometric.nn.models import GAT, GCN, MLP, GraphSAGE
+
+from diffresnet_pyg.nn.sparse import is_sparse, sparse_dropout
 
 #: The model families built here, by :attr:`BaselineModel.family`.
 FAMILIES = ("gcn", "graph_sage", "gat", "mlp")
@@ -71,14 +72,20 @@ class BaselineModel(Module):
         """Return the ``[N, out_channels]`` outputs for node features ``x``.
 
         Args:
-            x (torch.Tensor): Dense node features ``[N, in_channels]``.
+            x (torch.Tensor): Node features ``[N, in_channels]``, dense or
+                sparse (COO/CSR): the input dropout of a sparse ``x`` is drawn
+                over its stored values
+                (:func:`~diffresnet_pyg.nn.sparse.sparse_dropout`, as the
+                stacked model's members draw it), then it is made dense.
             edge_index (torch.Tensor, optional): Graph ``[2, E]`` (source,
                 target); required except for the MLP, which ignores it.
             edge_weight (torch.Tensor, optional): Weights ``[E]`` of the
                 edges: taken by GCN (ignored by the MLP with the graph);
                 GraphSAGE and GAT take none.
         """
-        x = F.dropout(x, self.input_dropout, self.training)
+        x = sparse_dropout(x, self.input_dropout, self.training)
+        if is_sparse(x):
+            x = x.to_dense()
         if self.family == "mlp":
             return self.model(x)
         if edge_index is None:
