@@ -46,6 +46,16 @@ def _point_rows(sweep_dir: Path, point: Mapping[str, Any]) -> list[dict[str, Any
     return read_rows(path) if path.is_file() else []
 
 
+def _metric(rows: Sequence[Mapping[str, Any]], name: str) -> list[float]:
+    """The finite values of one over-smoothing measure over the rows."""
+    values = []
+    for row in rows:
+        value = (row.get("metrics") or {}).get(name)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            values.append(float(value))
+    return values
+
+
 def collect(sweep_dir: Path) -> dict[str, Any]:
     """Per method and depth: accuracy statistics and the runs' energies."""
     summary = sweep_summary(sweep_dir)
@@ -62,15 +72,10 @@ def collect(sweep_dir: Path) -> dict[str, Any]:
             if not rows:
                 continue
             accuracy = summarize([100.0 * r["test_acc"] for r in rows])
-            energy = [
-                r["metrics"]["dirichlet_energy"]
-                for r in rows
-                if isinstance(r.get("metrics"), Mapping)
-                and isinstance(r["metrics"].get("dirichlet_energy"), (int, float))
-            ]
             points[int(point["value"])] = {
                 "accuracy": accuracy,
-                "energy": energy,
+                "energy": _metric(rows, "dirichlet_energy"),
+                "mad": _metric(rows, "mad"),
                 "expected": point["expected_runs"],
             }
         methods[method["label"]] = points
@@ -88,10 +93,10 @@ def _cell(point: Mapping[str, Any] | None) -> str:
     return f"{acc.mean:.2f} ± {half:.2f} ({acc.n})"
 
 
-def _energy_cell(point: Mapping[str, Any] | None) -> str:
-    if point is None or not point["energy"]:
+def _median_cell(point: Mapping[str, Any] | None, name: str) -> str:
+    if point is None or not point[name]:
         return "–"
-    return f"{statistics.median(point['energy']):.3g}"
+    return f"{statistics.median(point[name]):.3g}"
 
 
 def relative_loss(points: Mapping[int, Mapping[str, Any]], depth: int) -> float | None:
@@ -132,7 +137,17 @@ def table(name: str, data: Mapping[str, Any]) -> str:
         rule,
     ]
     for label, points in methods.items():
-        cells = " | ".join(_energy_cell(points.get(d)) for d in depths)
+        cells = " | ".join(_median_cell(points.get(d), "energy") for d in depths)
+        lines.append(f"| {label} | {cells} |")
+    lines += [
+        "",
+        "Mean average cosine distance (MAD) of the output, all pairs (median):",
+        "",
+        head,
+        rule,
+    ]
+    for label, points in methods.items():
+        cells = " | ".join(_median_cell(points.get(d), "mad") for d in depths)
         lines.append(f"| {label} | {cells} |")
     lines += [
         "",
