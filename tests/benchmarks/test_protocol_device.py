@@ -59,7 +59,9 @@ def test_tiny_protocol(script, tmp_path, capsys, device):
     assert record["max_epochs"] == 2 and not record["protocol_epochs"]
     assert json.loads((out / script.RECORD_FILE).read_text()) == record
     lo, hi = record["test_acc_ci95"]
-    assert 0.0 <= lo <= record["test_acc_mean"] <= hi <= 100.0
+    # a t interval over 2 runs is wide and may leave [0, 100]
+    assert lo <= record["test_acc_mean"] <= hi
+    assert 0.0 <= record["test_acc_mean"] <= 100.0
     assert f"device {device} " in printed
     assert re.search(r"wall time: [\d.]+ s \(training [\d.]+ s\)", printed)
     assert re.search(r"runs/s: [\d.]+", printed)
