@@ -192,12 +192,14 @@ def plot_accuracy(all_data: Mapping[str, Mapping[str, Any]], path: Path) -> None
     for ax, (name, data) in zip(
         _axes(fig, len(all_data)), all_data.items(), strict=True
     ):
-        for label, points in data["methods"].items():
+        for i, (label, points) in enumerate(data["methods"].items()):
             depths = sorted(points)
             if not depths:
                 continue
             acc = [points[d]["accuracy"] for d in depths]
-            (line,) = ax.plot(depths, [a.mean for a in acc], marker="o", label=label)
+            (line,) = ax.plot(
+                depths, [a.mean for a in acc], marker="o", label=label, color=f"C{i}"
+            )
             ax.fill_between(
                 depths,
                 [a.ci95[0] for a in acc],
@@ -224,13 +226,17 @@ def plot_energy(all_data: Mapping[str, Mapping[str, Any]], path: Path) -> None:
     for ax, (name, data) in zip(
         _axes(fig, len(all_data)), all_data.items(), strict=True
     ):
-        for label, points in data["methods"].items():
+        for i, (label, points) in enumerate(data["methods"].items()):
             depths = [d for d in sorted(points) if points[d]["energy"]]
             if not depths:
                 continue
             energy = [points[d]["energy"] for d in depths]
             (line,) = ax.plot(
-                depths, [statistics.median(e) for e in energy], marker="o", label=label
+                depths,
+                [statistics.median(e) for e in energy],
+                marker="o",
+                label=label,
+                color=f"C{i}",
             )
             ax.fill_between(
                 depths,
