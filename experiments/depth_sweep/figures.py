@@ -178,20 +178,21 @@ def table(name: str, data: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _axes(fig: Any, count: int) -> list[Any]:
-    return [fig.add_subplot(1, count, i + 1) for i in range(count)]
-
-
-def plot_accuracy(all_data: Mapping[str, Mapping[str, Any]], path: Path) -> None:
-    """Test accuracy against depth with 95 % bands, one panel per dataset."""
+def _panels(all_data: Mapping[str, Any]) -> tuple[Any, list[Any]]:
+    """A figure with one panel per dataset (matplotlib's Agg canvas)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6 * len(all_data), 4.5), layout="constrained")
     FigureCanvasAgg(fig)
-    for ax, (name, data) in zip(
-        _axes(fig, len(all_data)), all_data.items(), strict=True
-    ):
+    count = len(all_data)
+    return fig, [fig.add_subplot(1, count, i + 1) for i in range(count)]
+
+
+def plot_accuracy(all_data: Mapping[str, Mapping[str, Any]], path: Path) -> None:
+    """Test accuracy against depth with 95 % bands, one panel per dataset."""
+    fig, axes = _panels(all_data)
+    for ax, (name, data) in zip(axes, all_data.items(), strict=True):
         for i, (label, points) in enumerate(data["methods"].items()):
             depths = sorted(points)
             if not depths:
@@ -218,14 +219,8 @@ def plot_accuracy(all_data: Mapping[str, Mapping[str, Any]], path: Path) -> None
 
 def plot_energy(all_data: Mapping[str, Mapping[str, Any]], path: Path) -> None:
     """Dirichlet energy of the output against depth (log), one panel per dataset."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6 * len(all_data), 4.5), layout="constrained")
-    FigureCanvasAgg(fig)
-    for ax, (name, data) in zip(
-        _axes(fig, len(all_data)), all_data.items(), strict=True
-    ):
+    fig, axes = _panels(all_data)
+    for ax, (name, data) in zip(axes, all_data.items(), strict=True):
         for i, (label, points) in enumerate(data["methods"].items()):
             depths = [d for d in sorted(points) if points[d]["energy"]]
             if not depths:
