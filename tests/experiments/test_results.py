@@ -244,6 +244,7 @@ def rebuild(row: dict) -> dict:
         val_acc=row["val_acc"],
         test_acc=row.get("test_acc"),  # absent: a run that never saw the test
         train_seconds=row["seconds"],
+        metrics=row.get("metrics"),  # only with train.representation_metrics
     )
     return make_row(
         row["dataset"],
@@ -289,8 +290,12 @@ def test_make_row_keys_and_order():
 def test_make_row_writes_the_committed_rows_byte_for_byte(path):
     for line in path.read_text().splitlines():
         row = json.loads(line)
-        # rows written before rows had a status have none
+        # rows written before rows had a status have none; only rows of runs
+        # with train.representation_metrics have metrics, just before status
         keys = tuple(k for k in ROW_KEYS if k in row or k not in ("test_acc", "status"))
+        if "metrics" in row:
+            status = ("status",) if "status" in keys else ()
+            keys = keys[: len(keys) - len(status)] + ("metrics",) + status
         extra = {k: v for k, v in row.items() if k not in keys}
         assert tuple(row)[: len(keys)] == keys
         rebuilt = {k: v for k, v in rebuild(row).items() if k in keys}
