@@ -11,8 +11,9 @@ and their ``layerwise.jsonl`` (``layerwise.py``), and writes beside them:
 * ``layerwise.png``: the Dirichlet energy after every layer of one run (split
   0, init 0) of GCN and Diff-ResNet at each depth;
 * ``table.md``: test accuracy (mean ± half of the 95 % interval, with the run
-  count) and median Dirichlet energy per method and depth, and the paper's
-  depth claims checked in numbers.
+  count), median Dirichlet energy and MAD per method and depth, the paper's
+  depth claims checked in numbers, and the training time per run with what
+  the full 100 x 20 protocol would cost.
 
 From the repository root::
 
@@ -39,6 +40,8 @@ LAYERWISE_FILE = "layerwise.jsonl"
 CLAIM_DEPTH = 32
 GCN_LOSS_OVER = 0.5
 DIFF_RESNET_LOSS_UNDER = 0.1
+#: Runs per point of the full protocol (100 splits x 20 inits).
+PROTOCOL_RUNS = 2000
 
 
 def _point_rows(sweep_dir: Path, point: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -76,6 +79,7 @@ def collect(sweep_dir: Path) -> dict[str, Any]:
                 "accuracy": accuracy,
                 "energy": _metric(rows, "dirichlet_energy"),
                 "mad": _metric(rows, "mad"),
+                "seconds": [float(r["seconds"]) for r in rows],
                 "expected": point["expected_runs"],
             }
         methods[method["label"]] = points
@@ -175,7 +179,55 @@ def table(name: str, data: Mapping[str, Any]) -> str:
         )
     if claims:
         lines += ["", "The paper's claims:", "", *[f"- {c}" for c in claims]]
+    lines += ["", *cost_lines(methods, depths)]
     return "\n".join(lines) + "\n"
+
+
+def cost_lines(
+    methods: Mapping[str, Mapping[int, Mapping[str, Any]]], depths: Sequence[int]
+) -> list[str]:
+    """Training seconds per run (one thread), and what the protocol would cost.
+
+    A row's ``seconds`` is its share of its batch's training time, so the sum
+    over the rows is the core time the study spent training. The projection
+    to 100 splits x 20 inits multiplies each point's mean by 2,000 runs; it
+    covers only the points with rows.
+    """
+    head = "| method | " + " | ".join(str(d) for d in depths) + " |"
+    lines = [
+        "Training time per run (s, mean over the runs, one torch thread):",
+        "",
+        head,
+        "|---|" + "---|" * len(depths),
+    ]
+    spent = full = 0.0
+    measured = 0
+    for label, points in methods.items():
+        cells = []
+        for d in depths:
+            point = points.get(d)
+            if point is None or not point["seconds"]:
+                cells.append("–")
+                continue
+            mean = statistics.fmean(point["seconds"])
+            cells.append(f"{mean:.3g}")
+            spent += sum(point["seconds"])
+            full += mean * PROTOCOL_RUNS
+            measured += 1
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    missing = len(methods) * len(depths) - measured
+    lines += [
+        "",
+        f"Core-hours spent training these rows: {spent / 3600:.1f}. At "
+        f"{PROTOCOL_RUNS:,} runs per point (100 splits x 20 inits), the "
+        f"{measured} points with rows would take {full / 3600:,.0f} core-hours"
+        + (
+            f"; {missing} points have no rows yet and are not counted."
+            if missing
+            else "."
+        ),
+    ]
+    return lines
 
 
 def _panels(all_data: Mapping[str, Any]) -> tuple[Any, list[Any]]:
