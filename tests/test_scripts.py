@@ -137,5 +137,14 @@ def test_depth_study_figures(fake_root, tmp_path):
     assert "(2) |" in table  # run counts in the cells
     assert "not measured yet" in table  # depth 32 is not in this sweep
     assert out.startswith("### Cora")
+    # the cost lines: the rows' training seconds, summed and projected
+    seconds = [
+        [json.loads(line)["seconds"] for line in f.read_text().splitlines()]
+        for f in sorted((tmp_path / "cora").glob("*/depth_*/runs.jsonl"))
+    ]
+    spent = sum(map(sum, seconds)) / 3600
+    full = sum(2000 * sum(s) / len(s) for s in seconds) / 3600
+    assert f"Core-hours spent training these rows: {spent:.1f}. " in table
+    assert f"the {len(seconds)} points with rows would take {full:,.0f} " in table
     for name in ("accuracy.png", "energy.png"):
         assert (tmp_path / name).stat().st_size > 0
