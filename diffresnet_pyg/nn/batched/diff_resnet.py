@@ -33,6 +33,7 @@ __all__ = [
     "BatchedDiffResNet",
     "input_linear",
     "member_input_dropout",
+    "per_member",
     "shared_input_linear",
     "stacked_linear",
 ]
@@ -49,6 +50,42 @@ MEMBER_LOOP_BYTES = 8 * 2**20
 #: so there all members are always computed at once: a few wide kernels per
 #: layer instead of a few narrow ones per member.
 MEMBER_LOOP_DEVICES: tuple[str, ...] = ("cpu",)
+
+
+class _PerMember(torch.autograd.Function):
+    """``param`` broadcast over rows; its gradient summed member by member."""
+
+    @staticmethod
+    def forward(ctx: Any, param: Tensor, num_rows: int) -> Tensor:
+        return param.expand(num_rows, *param.shape)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        sums = [grad.select(1, b).contiguous().sum(0) for b in range(grad.size(1))]
+        return torch.stack(sums), None
+
+
+def per_member(param: Tensor, num_rows: int) -> Tensor:
+    r"""A stacked parameter ``[B, ...]`` broadcast to ``[num_rows, B, ...]``.
+
+    The forward is :meth:`torch.Tensor.expand` (no copy). The backward sums
+    the ``[num_rows, B, ...]`` gradient over the rows one member at a time,
+    each on a contiguous ``[num_rows, ...]`` copy, instead of in one reduction
+    over the whole tensor: the lanes of that vectorized reduction (and its
+    scalar tail) fall differently for every ``B``, so a member's gradient
+    would round differently with the number of members beside it. Used for
+    every stacked parameter that is broadcast over the nodes (biases, GAT's
+    attention vectors), so a member's numbers are bit for bit independent of
+    the batch it trains in.
+
+    Args:
+        param (torch.Tensor): ``[B, ...]``.
+        num_rows (int): Rows (nodes) to broadcast over.
+
+    Returns:
+        torch.Tensor: A ``[num_rows, B, ...]`` view of ``param``.
+    """
+    return _PerMember.apply(param, num_rows)
 
 
 def shared_input_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -71,7 +108,7 @@ def shared_input_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tenso
     w_cat = weight.permute(1, 0, 2).reshape(f_in, num_members * f_out)
     out = sparse_matmul(x, w_cat) if is_sparse(x) else x @ w_cat
     out = out.view(-1, num_members, f_out)
-    return out if bias is None else out + bias
+    return out if bias is None else out + per_member(bias, out.size(0))
 
 
 def member_rows(x: Tensor, num_members: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -195,7 +232,7 @@ def input_linear(
         )
     out = sparse_matmul(big, weight.reshape(num_members * num_features, k))
     out = out.view(-1, num_members, k)
-    return out if bias is None else out + bias
+    return out if bias is None else out + per_member(bias, out.size(0))
 
 
 def member_input_dropout(
@@ -234,8 +271,47 @@ def member_input_dropout(
     return rows.to_dense().view(n, num_members, num_features)
 
 
+class _MemberLinear(torch.autograd.Function):
+    """``x[:, b] @ weight[b]`` for every member, each on its own copies."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        outs = [
+            x.select(1, b).contiguous() @ weight[b].clone()
+            for b in range(weight.size(0))
+        ]
+        return torch.stack(outs, 1)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        x, weight = ctx.saved_tensors
+        grad_x = grad_w = None
+        grads_x, grads_w = [], []
+        for b in range(weight.size(0)):
+            g = grad.select(1, b).contiguous()
+            if ctx.needs_input_grad[0]:
+                grads_x.append(g @ weight[b].clone().t())
+            if ctx.needs_input_grad[1]:
+                grads_w.append(x.select(1, b).contiguous().t() @ g)
+        if grads_x:
+            grad_x = torch.stack(grads_x, 1)
+        if grads_w:
+            grad_w = torch.stack(grads_w)
+        return grad_x, grad_w
+
+
 def stacked_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     r"""Member :math:`b`'s linear layer applied to member :math:`b`'s input.
+
+    .. math::
+        \mathbf{Y}_{:, b, :} = \mathbf{X}_{:, b, :} \mathbf{W}_b + \mathbf{b}_b
+
+    One matrix product per member, forward and backward, each on contiguous
+    copies of the member's slices: a batched product (``torch.bmm``) rounds a
+    member's entries differently with its position in the batch, so its run
+    would depend on the members beside it. The copies cost one pass over the
+    activations; the products are those ``bmm`` computes.
 
     Args:
         x (torch.Tensor): ``[N, B, F_in]``.
@@ -245,8 +321,8 @@ def stacked_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     Returns:
         torch.Tensor: ``[N, B, F_out]``.
     """
-    out = torch.bmm(x.transpose(0, 1), weight).transpose(0, 1)
-    return out if bias is None else out + bias
+    out = _MemberLinear.apply(x, weight)
+    return out if bias is None else out + per_member(bias, out.size(0))
 
 
 def _stack(tensors: Sequence[Tensor], transpose: bool = False) -> Parameter:
@@ -564,7 +640,7 @@ class BatchedDiffResNet(Module):
             if k == last and not conv.dropout_active:  # classifier first
                 out = stacked_linear(x, self.lin_out_weight, None)
                 out = self._diffuse(conv, out, edge_index, edge_weight)
-                return out + self.lin_out_bias
+                return out + per_member(self.lin_out_bias, out.size(0))
             x = self._diffuse(conv, x, edge_index, edge_weight)
         return stacked_linear(x, self.lin_out_weight, self.lin_out_bias)
 

@@ -49,7 +49,11 @@ from torch.nn import Module, Parameter, ParameterList
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import add_self_loops, remove_self_loops, scatter, softmax
 
-from diffresnet_pyg.nn.batched.diff_resnet import input_linear, stacked_linear
+from diffresnet_pyg.nn.batched.diff_resnet import (
+    input_linear,
+    per_member,
+    stacked_linear,
+)
 from diffresnet_pyg.nn.cache import GraphCache
 from diffresnet_pyg.nn.models.baselines import BUILDERS, BaselineModel
 from diffresnet_pyg.nn.sparse import csr_with_transpose, is_sparse
@@ -468,7 +472,7 @@ class BatchedGCN(BatchedBaseline):
         h = x
         for i, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
             h = self._linear(i, x, h, weight)
-            h = _propagate(operator, h) + bias
+            h = _propagate(operator, h) + per_member(bias, x.size(0))
             if i < last:
                 h = self._dropout(F.relu(h), self.dropout)
         return h
@@ -529,7 +533,8 @@ class BatchedGraphSAGE(BatchedBaseline):
             k = weight_l.size(-1)
             weight = torch.cat([weight_l, weight_r], dim=-1)
             y = self._linear(i, x, h, weight)
-            h = _propagate(operator, y[..., :k]) + self.biases[i] + y[..., k:]
+            bias = per_member(self.biases[i], y.size(0))
+            h = _propagate(operator, y[..., :k]) + bias + y[..., k:]
             if i < last:
                 h = self._dropout(F.relu(h), self.dropout)
         return h
@@ -597,8 +602,8 @@ class BatchedGAT(BatchedBaseline):
     ) -> Tensor:
         """Aggregate ``z`` ``[N, B, heads, C]`` over the edges: same shape."""
         num_nodes = z.size(0)
-        alpha_src = (z * att_src).sum(dim=-1)  # [N, B, heads]
-        alpha_dst = (z * att_dst).sum(dim=-1)
+        alpha_src = (z * per_member(att_src, num_nodes)).sum(dim=-1)  # [N, B, heads]
+        alpha_dst = (z * per_member(att_dst, num_nodes)).sum(dim=-1)
         alpha = alpha_src.index_select(0, source) + alpha_dst.index_select(0, target)
         alpha = F.leaky_relu(alpha, 0.2)
         alpha = softmax(alpha, target, num_nodes=num_nodes)
@@ -624,7 +629,7 @@ class BatchedGAT(BatchedBaseline):
                 out = out.reshape(num_nodes, num_members, heads * channels)
             else:
                 out = out.mean(dim=2)
-            h = out + self.biases[i]
+            h = out + per_member(self.biases[i], num_nodes)
             if i < last:
                 h = self._dropout(F.relu(h), self.dropout)
         return h
@@ -668,7 +673,7 @@ class BatchedMLP(BatchedBaseline):
         h = x
         for i, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
             h = self._linear(i, x, h, weight)
-            h = h + bias
+            h = h + per_member(bias, h.size(0))
             if i < last:
                 h = self._dropout(F.relu(h), self.dropout)
         return h
