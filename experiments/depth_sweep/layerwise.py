@@ -14,9 +14,12 @@ after every layer of the tested weights (evaluation mode):
 
 Each layer gives one row of ``experiments/depth_sweep/<dataset>/layerwise.jsonl``
 (``method``, ``depth``, ``layer``, Dirichlet energy with and without the
-``sym`` normalization, MAD, and the run's test accuracy, which equals the
-sweep row of that run when both ran on one thread). A rerun skips the
-(method, depth) pairs already there. From the repository root::
+``sym`` normalization, MAD, and the run's test accuracy). The run is trained
+as the plain model, the sweep's as the stacked one, whose products round
+differently; on real graphs that can move early stopping, so the accuracy
+here may differ from the sweep row's (of the committed pairs, 25 of 36 are
+equal). A rerun skips the (method, depth) pairs already there. From the
+repository root::
 
     python experiments/depth_sweep/layerwise.py [--datasets cora citeseer]
 """

@@ -252,4 +252,10 @@ def test_rows_do_not_depend_on_the_batch_nor_on_a_resume(tmp_path):
             for field in ("epochs", "best_epoch", "val_acc", "test_acc"):
                 assert row[field] == want[field], (label, key, field)
             assert row["val_loss"] == pytest.approx(want["val_loss"], rel=1e-5)
+    # stacked runs (batch_members > 1) are bit for bit the same in any chunk
+    stacked = _rows(folders[4])
+    for label in (20, "resumed"):
+        for key, row in _rows(folders[label]).items():
+            for field in ("epochs", "best_epoch", "val_acc", "val_loss", "test_acc"):
+                assert row[field] == stacked[key][field], (label, key, field)
     assert {r["epochs"] for r in reference.values()} != {60}, "some runs stop early"
