@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from diffresnet_pyg.nn import DiffResNet
-from diffresnet_pyg.nn.batched import BatchedDiffResNet, stacked_linear
+from diffresnet_pyg.nn.batched import BatchedDiffResNet, per_member, stacked_linear
 from diffresnet_pyg.nn.batched.gnn import stack_baselines
 from diffresnet_pyg.nn.models.baselines import BUILDERS, FAMILIES
 
@@ -82,3 +82,22 @@ def test_stacked_linear_does_not_depend_on_the_members_position():
     assert torch.equal(out2, out[:, 2:4])
     assert torch.equal(x2.grad, x.grad[:, 2:4])
     assert torch.equal(weight2.grad, weight.grad[2:4])
+
+
+def test_per_member_is_a_broadcast_whose_gradient_sums_the_rows():
+    gen = torch.Generator().manual_seed(1)
+    param = torch.randn(3, 2, 4, dtype=torch.float64, generator=gen)
+    param.requires_grad_()
+    grad = torch.randn(5, 3, 2, 4, dtype=torch.float64, generator=gen)
+    out = per_member(param, 5)
+    assert out.shape == (5, 3, 2, 4)
+    assert torch.equal(out, param.detach().expand(5, 3, 2, 4))
+    out.backward(grad)
+    assert torch.allclose(param.grad, grad.sum(0))
+    h = torch.randn(5, 3, 2, 4, dtype=torch.float64, generator=gen)
+    h.requires_grad_()
+
+    def f(h, p):
+        return (h * per_member(p, 5)).sin()
+
+    assert torch.autograd.gradcheck(f, (h, param))
