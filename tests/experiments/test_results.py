@@ -232,7 +232,7 @@ def test_committed_results_load_unchanged(path, tmp_path):
 # ------------------------------------------------------------------ the row
 
 
-def rebuild(row: dict) -> dict:
+def rebuild(row: dict, max_epochs: int | None = None) -> dict:
     """The row ``make_row`` writes for the run and result ``row`` records."""
     run = RunSpec(
         row["split"], row["split_seed"], row["init"], row["init_seed"], *([None] * 3)
@@ -253,6 +253,7 @@ def rebuild(row: dict) -> dict:
         result,
         batch_members=row["batch_members"],
         batch_seconds=row["batch_seconds"],
+        max_epochs=max_epochs,
     )
 
 
@@ -288,6 +289,8 @@ def test_make_row_keys_and_order():
 @pytest.mark.skipif(not RUNNER_FILES, reason="no committed runs.jsonl found")
 @pytest.mark.parametrize("path", RUNNER_FILES, ids=lambda p: str(p.parent.name))
 def test_make_row_writes_the_committed_rows_byte_for_byte(path):
+    config = yaml.safe_load((path.parent / "config.yaml").read_text())
+    max_epochs = config["train"]["max_epochs"]  # tells the status max_epochs
     for line in path.read_text().splitlines():
         row = json.loads(line)
         # rows written before rows had a status have none; only rows of runs
@@ -298,5 +301,5 @@ def test_make_row_writes_the_committed_rows_byte_for_byte(path):
             keys = keys[: len(keys) - len(status)] + ("metrics",) + status
         extra = {k: v for k, v in row.items() if k not in keys}
         assert tuple(row)[: len(keys)] == keys
-        rebuilt = {k: v for k, v in rebuild(row).items() if k in keys}
+        rebuilt = {k: v for k, v in rebuild(row, max_epochs).items() if k in keys}
         assert json.dumps({**rebuilt, **extra}) == line
