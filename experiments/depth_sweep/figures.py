@@ -112,13 +112,18 @@ def relative_loss(points: Mapping[int, Mapping[str, Any]], depth: int) -> float 
     return (best - points[depth]["accuracy"].mean) / best
 
 
+def _header(depths: Sequence[int]) -> tuple[str, str]:
+    """The head and rule lines of a Markdown table with one column per depth."""
+    head = "| method | " + " | ".join(str(d) for d in depths) + " |"
+    return head, "|---|" + "---|" * len(depths)
+
+
 def table(name: str, data: Mapping[str, Any]) -> str:
     """The Markdown tables of one dataset."""
     methods = data["methods"]
     depths = data["depths"]
     split = data["split"]
-    head = "| method | " + " | ".join(str(d) for d in depths) + " |"
-    rule = "|---|" + "---|" * len(depths)
+    head, rule = _header(depths)
     lines = [
         f"### {name}",
         "",
@@ -193,12 +198,10 @@ def cost_lines(
     to 100 splits x 20 inits multiplies each point's mean by 2,000 runs; it
     covers only the points with rows.
     """
-    head = "| method | " + " | ".join(str(d) for d in depths) + " |"
     lines = [
         "Training time per run (s, mean over the runs, one torch thread):",
         "",
-        head,
-        "|---|" + "---|" * len(depths),
+        *_header(depths),
     ]
     spent = full = 0.0
     measured = 0

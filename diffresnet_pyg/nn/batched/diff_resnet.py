@@ -286,18 +286,17 @@ class _MemberLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
         x, weight = ctx.saved_tensors
+        members = range(weight.size(0))
+        grads = [grad.select(1, b).contiguous() for b in members]
         grad_x = grad_w = None
-        grads_x, grads_w = [], []
-        for b in range(weight.size(0)):
-            g = grad.select(1, b).contiguous()
-            if ctx.needs_input_grad[0]:
-                grads_x.append(g @ weight[b].clone().t())
-            if ctx.needs_input_grad[1]:
-                grads_w.append(x.select(1, b).contiguous().t() @ g)
-        if grads_x:
-            grad_x = torch.stack(grads_x, 1)
-        if grads_w:
-            grad_w = torch.stack(grads_w)
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.stack(
+                [g @ weight[b].clone().t() for b, g in enumerate(grads)], 1
+            )
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.stack(
+                [x.select(1, b).contiguous().t() @ g for b, g in enumerate(grads)]
+            )
         return grad_x, grad_w
 
 
