@@ -173,6 +173,49 @@ def sparse_matmul(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tens
     return _SparseAddmm.apply(x, weight, bias)
 
 
+class _ConstantSpmm(torch.autograd.Function):
+    """``adj @ h`` for a constant sparse CSR ``adj`` (its transpose is given)."""
+
+    @staticmethod
+    def forward(ctx: Any, adj: Tensor, adj_t: Tensor, h: Tensor) -> Tensor:
+        ctx.adj_t = adj_t
+        return torch.sparse.mm(adj, h)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[None, None, Tensor]:
+        return None, None, torch.sparse.mm(ctx.adj_t, grad.contiguous())
+
+
+def constant_spmm(operator: tuple[Tensor, Tensor], h: Tensor) -> Tensor:
+    r""":math:`A H` for a constant sparse :math:`A`, with :math:`A^T` given.
+
+    .. math::
+        Y = A H, \qquad \frac{\partial \mathcal{L}}{\partial H} = A^T G
+
+    with :math:`G = \partial \mathcal{L} / \partial Y`. ``torch.sparse.mm``
+    alone would transpose :math:`A` on every backward; here the transpose of
+    :func:`csr_with_transpose` (built once per graph) is applied. No gradient
+    flows to :math:`A`.
+
+    Args:
+        operator (tuple[torch.Tensor, torch.Tensor]): :math:`A` and
+            :math:`A^T`, sparse CSR ``[N, M]`` and ``[M, N]``.
+        h (torch.Tensor): Dense ``[M, C]`` matrix.
+
+    Returns:
+        torch.Tensor: ``[N, C]``.
+
+    Example:
+        >>> adj, adj_t = csr_with_transpose(
+        ...     torch.tensor([1]), torch.tensor([0]), torch.tensor([2.0]), 2
+        ... )
+        >>> constant_spmm((adj, adj_t), torch.tensor([[1.0], [5.0]])).flatten()
+        tensor([0., 2.])
+    """
+    adj, adj_t = operator
+    return _ConstantSpmm.apply(adj, adj_t, h.contiguous())
+
+
 def sparse_dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     r"""Dropout on the stored values of a sparse (COO/CSR) ``x``.
 

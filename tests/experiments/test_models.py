@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import to_dense_adj
 
 from diffresnet_pyg.experiments.models import (
@@ -73,7 +74,7 @@ def test_batched_and_sparse_flags():
     sparse = {n for n in model_names() if get_model(n).takes_sparse(batched=False)}
     # the baselines take sparse features when they have input dropout (GAT's
     # default has it): their input dropout then draws over the stored values
-    assert sparse == {"diffresnet_reference", "diffresnet", "gat"}
+    assert sparse == {"diffresnet_reference", "diffresnet", "gat", "gcnii"}
     for name in ("gcn", "sage", "gat", "mlp"):
         spec = get_model(name)
         assert spec.takes_sparse(False, {"input_dropout": 0.5})
@@ -328,6 +329,47 @@ def test_gcnii_equals_dense_initial_residual_and_identity_mapping(graph):
     torch.testing.assert_close(model(x, edge_index), model.lin_out(h))
     x.requires_grad_(True)
     assert torch.autograd.gradcheck(lambda v: model(v, edge_index), (x,))
+
+
+def test_gcnii_equals_pyg_gcn2conv_with_gradients_and_takes_sparse_features(graph):
+    x, edge_index = graph
+    weight = torch.tensor([0.5, 1.0, 2.0, 0.0, 1.5, 1.0, 3.0, 0.25]).double()
+    torch.manual_seed(1)
+    model = GCNIINet(6, 3, hidden_channels=4, num_layers=3, dropout=0.0).double()
+    x = x.double()
+
+    def reference(features: torch.Tensor) -> torch.Tensor:  # PyG's own layers
+        ei, w = gcn_norm(edge_index, weight, 5, add_self_loops=True)
+        h = h0 = torch.relu(model.lin_in(features))
+        for conv in model.convs:
+            h = torch.relu(conv(h, h0, ei, w))
+        return model.lin_out(h)
+
+    out = model(x, edge_index, weight)
+    torch.testing.assert_close(out, reference(x))
+    grads = torch.autograd.grad(out.square().sum(), list(model.parameters()))
+    ref_grads = torch.autograd.grad(
+        reference(x).square().sum(), list(model.parameters())
+    )
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r)
+    sparse = model(x.to_sparse_csr(), edge_index, weight)
+    torch.testing.assert_close(sparse, out)
+    x.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda v: model(v, edge_index, weight), (x,))
+
+
+def test_gcnii_dropout_keeps_the_expected_fraction_and_is_seeded():
+    model = GCNIINet(6, 3, hidden_channels=4, num_layers=1, dropout=0.6)
+    h = torch.ones(2000, 50)
+    torch.manual_seed(3)
+    a = model._dropout(h)
+    torch.manual_seed(3)
+    b = model._dropout(h)
+    assert torch.equal(a, b)
+    assert set(a.unique().tolist()) == {0.0, 2.5}
+    assert abs((a > 0).double().mean().item() - 0.4) < 0.01
+    assert torch.equal(model.eval()._dropout(h), h)
 
 
 def test_gcnii_config_matches_the_paper_defaults():

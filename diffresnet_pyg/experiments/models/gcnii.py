@@ -17,10 +17,21 @@ The defaults are the paper's Cora setting (64 layers, 64 hidden,
 the convolutions' weights by 0.01 and the two linear layers' by 5e-4; a
 config has one weight decay (``train.weight_decay``), so that split is not
 reproduced. No batched form: runs train one at a time.
+
+The layers hold PyG's ``GCN2Conv`` parameters, and the forward computes
+``GCN2Conv``'s formula itself: :math:`\hat{A}` is built once per graph as a
+CSR matrix with its transpose (:func:`~diffresnet_pyg.nn.sparse.constant_spmm`),
+where ``GCN2Conv`` gathers and scatters the messages of every edge, and the
+hidden dropout masks come from :func:`~diffresnet_pyg.nn.dropout.keep_mask_bytes`
+(seeded from torch's generator) instead of ``bernoulli_``. Sparse bag-of-words
+features get their input dropout over the stored values and a sparse first
+product. On Cora at 64 layers this makes an epoch about 2 x faster
+(``benchmarks/deep_baselines.py``).
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Linear, Module, ModuleList
@@ -29,6 +40,15 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 from diffresnet_pyg.experiments.models.registry import register_model
 from diffresnet_pyg.experiments.schema.fields import POSITIVE_FLOAT, check_float
+from diffresnet_pyg.nn.cache import GraphCache
+from diffresnet_pyg.nn.dropout import keep_mask_bytes
+from diffresnet_pyg.nn.sparse import (
+    constant_spmm,
+    csr_with_transpose,
+    is_sparse,
+    sparse_dropout,
+    sparse_matmul,
+)
 
 __all__ = ["GCNIINet"]
 
@@ -36,8 +56,9 @@ __all__ = ["GCNIINet"]
 class GCNIINet(Module):
     r"""GCNII: an input layer, ``num_layers`` GCNII layers, an output layer.
 
-    The layers are PyG's :class:`~torch_geometric.nn.conv.GCN2Conv` on
-    :math:`\hat{A}`, normalized once per forward.
+    The layers are PyG's :class:`~torch_geometric.nn.conv.GCN2Conv` (their
+    parameters and :math:`\beta_\ell`), applied with :math:`\hat{A}` as a
+    constant sparse matrix cached per graph.
 
     Args:
         in_channels (int): Input features.
@@ -53,7 +74,9 @@ class GCNIINet(Module):
             (default: :obj:`0.6`)
 
     Shapes:
-        - **input:** node features :math:`(N, F_{in})`, edge indices
+        - **input:** node features :math:`(N, F_{in})` (dense or sparse
+          COO/CSR; the input dropout of sparse ones is drawn over the stored
+          values), edge indices
           :math:`(2, E)`
         - **output:** :math:`(N, F_{out})`
 
@@ -84,6 +107,7 @@ class GCNIINet(Module):
             GCN2Conv(hidden_channels, alpha, theta, layer + 1, normalize=False)
             for layer in range(num_layers)
         )
+        self._graph_cache = GraphCache()
 
     def reset_parameters(self) -> None:
         """Reinitialize every layer."""
@@ -92,20 +116,49 @@ class GCNIINet(Module):
         for conv in self.convs:
             conv.reset_parameters()
 
+    def _operator(
+        self,
+        edge_index: Tensor,
+        edge_weight: Tensor | None,
+        num_nodes: int,
+        like: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        r""":math:`\hat{A}` (``like``'s dtype and device) and its transpose, cached."""
+
+        def build() -> tuple[Tensor, Tensor]:
+            ei, weight = gcn_norm(
+                edge_index, edge_weight, num_nodes, add_self_loops=True,
+                dtype=like.dtype,
+            )  # fmt: skip
+            return csr_with_transpose(ei[1], ei[0], weight, num_nodes)
+
+        graph = (edge_index,) if edge_weight is None else (edge_index, edge_weight)
+        return self._graph_cache.get(graph, (num_nodes, like.dtype, like.device), build)
+
+    def _dropout(self, h: Tensor) -> Tensor:
+        if not self.training or self.dropout == 0.0:
+            return h
+        keep = keep_mask_bytes(h.shape, self.dropout, h.device).to(h.dtype)
+        return h * keep.mul_(1.0 / (1.0 - self.dropout))
+
     def forward(
         self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None
     ) -> Tensor:
         """The :math:`(N, F_{out})` logits (``edge_weight``: the graph's)."""
-        edge_index, edge_weight = gcn_norm(
-            edge_index, edge_weight, x.size(0), add_self_loops=True, dtype=x.dtype
-        )
-        x = F.dropout(x, self.dropout, self.training)
-        x = x_0 = F.relu(self.lin_in(x))
-        for conv in self.convs:
-            x = F.dropout(x, self.dropout, self.training)
-            x = F.relu(conv(x, x_0, edge_index, edge_weight))
-        x = F.dropout(x, self.dropout, self.training)
-        return self.lin_out(x)
+        weight = self.lin_in.weight
+        operator = self._operator(edge_index, edge_weight, x.size(0), weight)
+        x = sparse_dropout(x, self.dropout, self.training)
+        if is_sparse(x):
+            x = sparse_matmul(x, self.lin_in.weight.t(), self.lin_in.bias)
+        else:
+            x = self.lin_in(x)
+        h = h_0 = F.relu(x)
+        for conv in self.convs:  # GCN2Conv's formula (shared weights)
+            h = constant_spmm(operator, self._dropout(h))
+            h = (1.0 - conv.alpha) * h + conv.alpha * h_0
+            h = torch.addmm(h, h, conv.weight1, beta=1.0 - conv.beta, alpha=conv.beta)
+            h = F.relu(h)
+        return self.lin_out(self._dropout(h))
 
     def extra_repr(self) -> str:
         """The dropout."""
@@ -122,5 +175,6 @@ register_model(
     "gcnii",
     first_layer=_first_layer,
     checks={"alpha": check_float(gt=0.0, lt=1.0), "theta": POSITIVE_FLOAT},
+    sparse_input=True,
     edge_weights=True,
 )(GCNIINet)

@@ -56,7 +56,7 @@ from diffresnet_pyg.nn.batched.diff_resnet import (
 )
 from diffresnet_pyg.nn.cache import GraphCache
 from diffresnet_pyg.nn.models.baselines import BUILDERS, BaselineModel
-from diffresnet_pyg.nn.sparse import csr_with_transpose, is_sparse
+from diffresnet_pyg.nn.sparse import constant_spmm, csr_with_transpose, is_sparse
 from diffresnet_pyg.nn.streams import MemberStream, member_dropout, member_generators
 
 __all__ = [
@@ -74,24 +74,10 @@ __all__ = [
 # --------------------------------------------------------------------------
 
 
-class _Propagate(torch.autograd.Function):
-    """``adj @ h`` for a constant sparse CSR ``adj`` (its transpose is given)."""
-
-    @staticmethod
-    def forward(ctx: Any, adj: Tensor, adj_t: Tensor, h: Tensor) -> Tensor:
-        ctx.adj_t = adj_t
-        return torch.sparse.mm(adj, h)
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[None, None, Tensor]:
-        return None, None, torch.sparse.mm(ctx.adj_t, grad.contiguous())
-
-
 def _propagate(operator: tuple[Tensor, Tensor], h: Tensor) -> Tensor:
     """Apply the shared ``[N, N]`` operator to ``[N, B, C]`` activations."""
     n, b, c = h.shape
-    adj, adj_t = operator
-    return _Propagate.apply(adj, adj_t, h.reshape(n, b * c).contiguous()).view(n, b, c)
+    return constant_spmm(operator, h.reshape(n, b * c)).view(n, b, c)
 
 
 def _check_edge_index(edge_index: Any, family: str) -> Tensor:
