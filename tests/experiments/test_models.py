@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from torch_geometric.nn import APPNP
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import to_dense_adj
 
@@ -18,6 +19,8 @@ from diffresnet_pyg.experiments.models.gcnii import GCNIINet
 from diffresnet_pyg.experiments.schema import ConfigError, ModelConfig, config_from_dict
 from diffresnet_pyg.experiments.schema.fields import POSITIVE_INT
 from diffresnet_pyg.experiments.training import SingleMember
+from diffresnet_pyg.nn.dropout import keep_mask_bytes
+from diffresnet_pyg.nn.sparse import sparse_dropout
 
 
 def model_config(name: str, **params) -> ModelConfig:
@@ -74,14 +77,13 @@ def test_batched_and_sparse_flags():
     sparse = {n for n in model_names() if get_model(n).takes_sparse(batched=False)}
     # the baselines take sparse features when they have input dropout (GAT's
     # default has it): their input dropout then draws over the stored values
-    assert sparse == {"diffresnet_reference", "diffresnet", "gat", "gcnii"}
+    assert sparse == {"diffresnet_reference", "diffresnet", "gat", "appnp", "gcnii"}
     for name in ("gcn", "sage", "gat", "mlp"):
         spec = get_model(name)
         assert spec.takes_sparse(False, {"input_dropout": 0.5})
         assert not spec.takes_sparse(False, {"input_dropout": 0.0})
     assert get_model("gcn").takes_sparse(batched=True)
     assert not get_model("grand").takes_sparse(batched=True)
-    assert not get_model("appnp").takes_sparse(batched=True)
     assert not get_model("gcnii").batchable
 
 
@@ -277,13 +279,52 @@ def test_appnp_edge_dropout_draws_a_fresh_mask_per_step(graph):
     z = h
     torch.manual_seed(1)
     for _ in range(3):
-        step = torch.nn.functional.dropout(weight, 0.5, training=True)
+        step = weight * keep_mask_bytes(weight.shape, 0.5).double() * 2.0
         assert set(step.unique().tolist()) <= {0.0} | set((2 * weight).tolist())
         dense = torch.zeros(5, 5, dtype=torch.double).index_put_(
             (ei[1], ei[0]), step, accumulate=True
         )
         z = 0.8 * dense @ z + 0.2 * h
     torch.testing.assert_close(out, z)
+
+
+def test_appnp_equals_pyg_appnp_with_gradients_and_takes_sparse_features(graph):
+    x, edge_index = graph
+    x = x.double()
+    weight = torch.tensor([0.5, 1.0, 2.0, 0.0, 1.5, 1.0, 3.0, 0.25]).double()
+    torch.manual_seed(2)
+    model = APPNPNet(6, 3, hidden_channels=8, K=5, alpha=0.15).double().eval()
+    pyg = APPNP(5, 0.15)  # PyG's own propagation on the MLP's output
+
+    def reference(features: torch.Tensor) -> torch.Tensor:
+        return pyg(model.mlp(features), edge_index, weight)
+
+    out = model(x, edge_index, weight)
+    torch.testing.assert_close(out, reference(x))
+    grads = torch.autograd.grad(out.square().sum(), list(model.parameters()))
+    ref = torch.autograd.grad(reference(x).square().sum(), list(model.parameters()))
+    for g, r in zip(grads, ref, strict=True):
+        torch.testing.assert_close(g, r)
+    torch.testing.assert_close(model(x.to_sparse_csr(), edge_index, weight), out)
+    # a duplicated edge counts twice, as in PyG's propagation
+    doubled = torch.cat([edge_index, edge_index[:, :1]], dim=1)
+    torch.testing.assert_close(
+        model(x, doubled), pyg(model.mlp(x), doubled), msg="duplicate edges"
+    )
+
+
+def test_appnp_input_dropout_on_sparse_features_draws_over_stored_values(graph):
+    x, edge_index = graph
+    x = (x > 0.5).double()
+    model = APPNPNet(6, 3, hidden_channels=8, K=2, input_dropout=0.5).double()
+    model.mlp.dropout = [0.0] * len(model.mlp.dropout)
+    model.edge_dropout = 0.0
+    torch.manual_seed(4)
+    out = model(x.to_sparse_csr(), edge_index)
+    torch.manual_seed(4)
+    dropped = sparse_dropout(x.to_sparse_csr(), 0.5).to_dense()
+    assert set(dropped.unique().tolist()) <= {0.0, 2.0}
+    torch.testing.assert_close(out, model.eval()(dropped, edge_index))
 
 
 def test_appnp_config_matches_the_paper_defaults():
