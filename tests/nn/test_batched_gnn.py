@@ -365,21 +365,3 @@ def test_cora_sized_graph(cora_root, family):
     torch.manual_seed(1)
     model(x.to_sparse_csr(), edge_index).sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
-
-
-def test_edge_aggregation_equals_a_dense_sum_with_gradients():
-    from diffresnet_pyg.nn.batched.gnn import _EdgeAggregate
-
-    torch.manual_seed(0)
-    source = torch.tensor([0, 1, 2, 2, 3, 0, 0])  # a repeated edge 0 -> 1
-    target = torch.tensor([1, 0, 1, 3, 2, 1, 0])
-    alpha = torch.rand(7, 2, 3, dtype=torch.double, requires_grad=True)
-    z = torch.randn(4, 2, 3, 5, dtype=torch.double, requires_grad=True)
-    expected = torch.zeros(4, 2, 3, 5, dtype=torch.double)
-    for e in range(7):
-        expected[target[e]] += alpha[e].detach().unsqueeze(-1) * z[source[e]].detach()
-    out = _EdgeAggregate.apply(alpha, z, source, target)
-    torch.testing.assert_close(out, expected)
-    assert torch.autograd.gradcheck(
-        lambda a, v: _EdgeAggregate.apply(a, v, source, target), (alpha, z)
-    )

@@ -80,39 +80,6 @@ def _propagate(operator: tuple[Tensor, Tensor], h: Tensor) -> Tensor:
     return constant_spmm(operator, h.reshape(n, b * c)).view(n, b, c)
 
 
-class _EdgeAggregate(torch.autograd.Function):
-    r""":math:`y_i = \sum_{e: j \to i} \alpha_e \odot z_j` over the edges, with its backward.
-
-    Shapes: ``alpha`` ``[E, ...]``, ``z`` ``[N, ..., C]``, ``y`` like ``z``.
-    The backward gathers the output gradient :math:`G` on the edges once and
-    returns :math:`\partial / \partial \alpha_e = \langle G_i, z_j \rangle`
-    (over ``C``) and :math:`\partial / \partial z_j =
-    \sum_{e: j \to i} \alpha_e G_i`; autograd of the gather-multiply-scatter
-    would broadcast the scatter's index to every channel and keep the
-    ``[E, ..., C]`` messages.
-    """
-
-    @staticmethod
-    def forward(
-        ctx: Any, alpha: Tensor, z: Tensor, source: Tensor, target: Tensor
-    ) -> Tensor:
-        ctx.save_for_backward(alpha, z, source, target)
-        messages = z.index_select(0, source).mul_(alpha.unsqueeze(-1))
-        return z.new_zeros(z.shape).index_add_(0, target, messages)
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        alpha, z, source, target = ctx.saved_tensors
-        grad_edges = grad.contiguous().index_select(0, target)  # G_i on e: j -> i
-        grad_alpha = grad_z = None
-        if ctx.needs_input_grad[0]:
-            grad_alpha = (grad_edges * z.index_select(0, source)).sum(-1)
-        if ctx.needs_input_grad[1]:
-            grad_edges.mul_(alpha.unsqueeze(-1))
-            grad_z = torch.zeros_like(z).index_add_(0, source, grad_edges)
-        return grad_alpha, grad_z, None, None
-
-
 def _check_edge_index(edge_index: Any, family: str) -> Tensor:
     if edge_index is None:
         raise ValueError(f"The batched {family} model needs an 'edge_index'")
@@ -627,7 +594,8 @@ class BatchedGAT(BatchedBaseline):
         alpha = F.leaky_relu(alpha, 0.2)
         alpha = softmax(alpha, target, num_nodes=num_nodes)
         alpha = self._dropout(alpha, self.attention_dropout)
-        return _EdgeAggregate.apply(alpha, z.contiguous(), source, target)
+        messages = alpha.unsqueeze(-1) * z.index_select(0, source)
+        return scatter(messages, target, 0, num_nodes, reduce="sum")
 
     def forward(self, x: Tensor, edge_index: Tensor | None = None) -> Tensor:
         """Return the ``[N, B, out_channels]`` outputs (see the base class)."""
