@@ -147,6 +147,9 @@ def train_members_minibatch(
     patience: int = 50,
     early_stopping: str = "loss_or_acc",
     decay_params: Callable[[Module], Sequence[Tensor]] | None = None,
+    own_decays: (
+        Callable[[Module], Sequence[tuple[Sequence[Tensor], float]]] | None
+    ) = None,
     on_epoch: Callable[[int, int], None] | None = None,
     on_finish: Callable[[int, MemberResult], None] | None = None,
     measure: Callable[[Tensor], dict[str, float]] | None = None,
@@ -185,6 +188,7 @@ def train_members_minibatch(
         patience (int, optional): (default: :obj:`50`)
         early_stopping (str, optional): (default: :obj:`"loss_or_acc"`)
         decay_params (Callable, optional): (default: all parameters)
+        own_decays (Callable, optional): As in ``train_members``.
         on_epoch (Callable, optional): Called with ``(epoch, active members)``.
         on_finish (Callable, optional): Called with ``(member, result)``.
         measure (Callable, optional): As in ``train_members`` (on the
@@ -226,6 +230,7 @@ def train_members_minibatch(
         patience=patience,
         early_stopping=early_stopping,
         decay_params=decay_params,
+        own_decays=own_decays,
         on_epoch=on_epoch,
         on_finish=on_finish,
         train_step=step,

@@ -93,6 +93,7 @@ from diffresnet_pyg.experiments.models import (
     first_layer_weights,
     get_model,
     model_names,
+    own_weight_decays,
 )
 from diffresnet_pyg.experiments.progress import Progress, RunProgress, format_duration
 from diffresnet_pyg.experiments.report import (
@@ -471,6 +472,7 @@ def fit_chunk(
             if train.weight_decay_on == "first_layer"
             else None
         ),
+        own_decays=functools.partial(own_weight_decays, config.model),
         on_epoch=on_epoch,
         on_finish=on_finish,
         measure=(

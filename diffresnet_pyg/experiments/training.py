@@ -227,11 +227,14 @@ def make_optimizer(
     weight_decay: float = 0.0,
     momentum: float = 0.0,
     decay_params: Sequence[Tensor] | None = None,
+    own_decays: Sequence[tuple[Sequence[Tensor], float]] = (),
 ) -> torch.optim.Optimizer:
     """An optimizer from :data:`OPTIMIZERS` (``momentum`` is SGD's only).
 
     With ``decay_params``, ``weight_decay`` applies to those parameters only
-    (a second parameter group holds the others, without decay).
+    (a second parameter group holds the others, without decay). Each
+    ``(parameters, decay)`` of ``own_decays`` is a group of its own with that
+    decay, whatever ``weight_decay`` and ``decay_params`` say.
     """
     if name not in OPTIMIZERS:
         raise ValueError(
@@ -242,17 +245,22 @@ def make_optimizer(
         kwargs["momentum"] = momentum
     elif momentum:
         raise ValueError(f"'momentum' applies to 'sgd' only, not to {name!r}")
+    params = list(params)
+    groups = [{"params": list(own), "weight_decay": decay} for own, decay in own_decays]
+    owned = {id(p) for group in groups for p in group["params"]}
+    params = [p for p in params if id(p) not in owned]
     if decay_params is not None:
         decay_ids = {id(p) for p in decay_params}
-        params = list(params)
-        params = [
+        groups += [
             {"params": [p for p in params if id(p) in decay_ids]},
             {
                 "params": [p for p in params if id(p) not in decay_ids],
                 "weight_decay": 0.0,
             },
         ]
-    return OPTIMIZERS[name](params, **kwargs)
+    else:
+        groups.append({"params": params})
+    return OPTIMIZERS[name]([g for g in groups if g["params"]], **kwargs)
 
 
 def _member_logits(out: Tensor, index: Tensor) -> Tensor:
@@ -320,6 +328,9 @@ def train_members(
     patience: int = 50,
     early_stopping: str = "loss_or_acc",
     decay_params: Callable[[Module], Sequence[Tensor]] | None = None,
+    own_decays: (
+        Callable[[Module], Sequence[tuple[Sequence[Tensor], float]]] | None
+    ) = None,
     on_epoch: Callable[[int, int], None] | None = None,
     on_finish: Callable[[int, MemberResult], None] | None = None,
     train_step: Callable[[Module, torch.optim.Optimizer, Tensor], None] | None = None,
@@ -359,6 +370,9 @@ def train_members(
             (default: :obj:`"loss_or_acc"`)
         decay_params (Callable, optional): Returns the parameters of the
             model that ``weight_decay`` applies to (default: all).
+        own_decays (Callable, optional): Returns ``(parameters, decay)``
+            pairs of the model: those parameters get that decay instead
+            (:func:`make_optimizer`).
         on_epoch (Callable, optional): Called with ``(epoch, active members)``
             after every epoch.
         on_finish (Callable, optional): Called with ``(member, result)`` as
@@ -409,6 +423,7 @@ def train_members(
         weight_decay,
         momentum,
         None if decay_params is None else decay_params(model),
+        () if own_decays is None else own_decays(model),
     )
     stopper = EarlyStopping(early_stopping, patience, num_members)
     keep_snapshots = early_stopping != "none"

@@ -1,3 +1,4 @@
+import copy
 import math
 
 import pytest
@@ -12,13 +13,14 @@ from diffresnet_pyg.experiments.models import (
     first_layer_weights,
     get_model,
     model_names,
+    own_weight_decays,
     register_model,
 )
 from diffresnet_pyg.experiments.models.appnp import APPNPNet
 from diffresnet_pyg.experiments.models.gcnii import GCNIINet
 from diffresnet_pyg.experiments.schema import ConfigError, ModelConfig, config_from_dict
 from diffresnet_pyg.experiments.schema.fields import POSITIVE_INT
-from diffresnet_pyg.experiments.training import SingleMember
+from diffresnet_pyg.experiments.training import SingleMember, make_optimizer
 from diffresnet_pyg.nn.dropout import keep_mask_bytes
 from diffresnet_pyg.nn.sparse import sparse_dropout
 
@@ -421,4 +423,53 @@ def test_gcnii_config_matches_the_paper_defaults():
         "alpha": 0.1,
         "theta": 0.5,
         "dropout": 0.6,
+        "conv_weight_decay": None,
     }
+
+
+def test_gcnii_conv_weight_decay_is_its_own_optimizer_group(graph):
+    x, edge_index = graph
+    cfg = model_config("gcnii", hidden_channels=4, num_layers=3, conv_weight_decay=0.01)
+    torch.manual_seed(0)
+    model = build_model(cfg, 6, 3)
+    convs = [conv.weight1 for conv in model.convs]
+    (pairs,) = own_weight_decays(cfg, model)
+    assert pairs[1] == 0.01 and [id(p) for p in pairs[0]] == [id(p) for p in convs]
+    assert own_weight_decays(model_config("gcnii"), GCNIINet(6, 3, num_layers=2)) == []
+    assert (
+        own_weight_decays(model_config("gcn"), build_model(model_config("gcn"), 6, 3))
+        == []
+    )
+    # the paper's optimizer, built by hand (PyG's GCNII example), and ours
+    dense = [*model.lin_in.parameters(), *model.lin_out.parameters()]
+    twin = copy.deepcopy(model)
+    twin_convs = [conv.weight1 for conv in twin.convs]
+    twin_dense = [*twin.lin_in.parameters(), *twin.lin_out.parameters()]
+    ours = make_optimizer("adam", model.parameters(), 0.01, 5e-4, own_decays=[pairs])
+    assert [g["weight_decay"] for g in ours.param_groups] == [0.01, 5e-4]
+    assert {id(p) for p in ours.param_groups[1]["params"]} == {id(p) for p in dense}
+    paper = torch.optim.Adam(
+        [
+            {"params": twin_convs, "weight_decay": 0.01},
+            {"params": twin_dense, "weight_decay": 5e-4},
+        ],
+        lr=0.01,
+    )
+    for net, opt in ((model, ours), (twin, paper)):
+        for _ in range(3):
+            opt.zero_grad()
+            net.eval()(x, edge_index).square().sum().backward()
+            opt.step()
+    for a, b in zip(model.parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # with weight_decay_on: first_layer, the rest splits as before
+    first = make_optimizer(
+        "adam",
+        model.parameters(),
+        0.01,
+        5e-4,
+        decay_params=[model.lin_in.weight],
+        own_decays=[pairs],
+    )
+    assert [g["weight_decay"] for g in first.param_groups] == [0.01, 5e-4, 0.0]
+    assert first.param_groups[1]["params"] == [model.lin_in.weight]

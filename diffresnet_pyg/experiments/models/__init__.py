@@ -27,6 +27,7 @@ from diffresnet_pyg.experiments.models.registry import (
     first_layer_weights,
     get_model,
     model_names,
+    own_weight_decays,
     register_model,
 )
 
@@ -42,6 +43,7 @@ __all__ = [
     "build_members",
     "build_model",
     "first_layer_weights",
+    "own_weight_decays",
     "get_model",
     "model_names",
     "register_model",

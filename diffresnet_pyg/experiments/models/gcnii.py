@@ -14,9 +14,10 @@ once per forward), :math:`H^{(0)} = \mathrm{ReLU}(X W_{in})` and the logits
 :math:`H^{(L)} W_{out}`; dropout precedes every linear map and convolution.
 The defaults are the paper's Cora setting (64 layers, 64 hidden,
 :math:`\alpha = 0.1`, :math:`\theta = 0.5`, dropout 0.6). The paper decays
-the convolutions' weights by 0.01 and the two linear layers' by 5e-4; a
-config has one weight decay (``train.weight_decay``), so that split is not
-reproduced. No batched form: runs train one at a time.
+the convolutions' weights by 0.01 and the two linear layers' by 5e-4:
+``conv_weight_decay`` sets the convolutions' decay (its optimizer group
+replaces ``train.weight_decay`` for them); left :obj:`None`, one decay
+applies to everything. No batched form: runs train one at a time.
 
 The layers hold PyG's ``GCN2Conv`` parameters, and the forward computes
 ``GCN2Conv``'s formula itself: :math:`\hat{A}` is built once per graph as a
@@ -39,7 +40,11 @@ from torch_geometric.nn import GCN2Conv
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 from diffresnet_pyg.experiments.models.registry import register_model
-from diffresnet_pyg.experiments.schema.fields import POSITIVE_FLOAT, check_float
+from diffresnet_pyg.experiments.schema.fields import (
+    POSITIVE_FLOAT,
+    check_float,
+    check_optional,
+)
 from diffresnet_pyg.nn.cache import GraphCache
 from diffresnet_pyg.nn.dropout import keep_mask_bytes
 from diffresnet_pyg.nn.sparse import (
@@ -72,6 +77,11 @@ class GCNIINet(Module):
             (default: :obj:`0.5`)
         dropout (float, optional): Dropout before every layer.
             (default: :obj:`0.6`)
+        conv_weight_decay (float, optional): Weight decay of the
+            convolutions' weights :math:`W^{(\ell)}` (the paper's 0.01), in
+            place of the trainer's; :obj:`None` leaves them to it. Read by the
+            trainer (:attr:`own_weight_decays`), not by the forward.
+            (default: :obj:`None`)
 
     Shapes:
         - **input:** node features :math:`(N, F_{in})` (dense or sparse
@@ -98,9 +108,11 @@ class GCNIINet(Module):
         alpha: float = 0.1,
         theta: float = 0.5,
         dropout: float = 0.6,
+        conv_weight_decay: float | None = None,
     ) -> None:
         super().__init__()
         self.dropout = dropout
+        self.conv_weight_decay = conv_weight_decay
         self.lin_in = Linear(in_channels, hidden_channels)
         self.lin_out = Linear(hidden_channels, out_channels)
         self.convs = ModuleList(
@@ -115,6 +127,13 @@ class GCNIINet(Module):
         self.lin_out.reset_parameters()
         for conv in self.convs:
             conv.reset_parameters()
+
+    @property
+    def own_weight_decays(self) -> list[tuple[list[Tensor], float]]:
+        """``[(convolution weights, conv_weight_decay)]``, or ``[]`` if unset."""
+        if self.conv_weight_decay is None:
+            return []
+        return [([conv.weight1 for conv in self.convs], self.conv_weight_decay)]
 
     def _operator(
         self,
@@ -161,8 +180,8 @@ class GCNIINet(Module):
         return self.lin_out(self._dropout(h))
 
     def extra_repr(self) -> str:
-        """The dropout."""
-        return f"dropout={self.dropout}"
+        """The dropout and the convolutions' weight decay."""
+        return f"dropout={self.dropout}, conv_weight_decay={self.conv_weight_decay}"
 
 
 def _first_layer(model: Module) -> list[Tensor]:
@@ -171,10 +190,22 @@ def _first_layer(model: Module) -> list[Tensor]:
     return [model.lin_in.weight]
 
 
+def _own_decays(model: Module) -> list[tuple[list[Tensor], float]]:
+    if not isinstance(model, GCNIINet):
+        raise TypeError(f"not a GCNIINet: {type(model).__name__}")
+    return model.own_weight_decays
+
+
 register_model(
     "gcnii",
     first_layer=_first_layer,
-    checks={"alpha": check_float(gt=0.0, lt=1.0), "theta": POSITIVE_FLOAT},
+    checks={
+        "alpha": check_float(gt=0.0, lt=1.0),
+        "theta": POSITIVE_FLOAT,
+        "conv_weight_decay": check_optional(check_float(ge=0.0)),
+    },
     sparse_input=True,
     edge_weights=True,
+    added=("conv_weight_decay",),
+    own_decays=_own_decays,
 )(GCNIINet)

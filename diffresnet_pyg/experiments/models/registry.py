@@ -133,6 +133,9 @@ class ModelSpec:
         edge_weights: The plain and stacked models take edge weights as the
             third argument of their forward (a model that ignores the graph
             may say so too).
+        own_decays: Returns a built model's ``(parameters, weight decay)``
+            pairs that replace ``train.weight_decay`` for those parameters
+            (:obj:`None`: the model has none).
     """
 
     name: str
@@ -145,6 +148,7 @@ class ModelSpec:
     stacked_sparse_input: bool
     check_together: Callable[[Mapping[str, Any]], None] | None
     edge_weights: bool = False
+    own_decays: Callable[[Module], list[tuple[list[Tensor], float]]] | None = None
 
     @property
     def batchable(self) -> bool:
@@ -310,6 +314,7 @@ def register_model(
     check_together: Callable[[Mapping[str, Any]], None] | None = None,
     added: Sequence[str] = (),
     edge_weights: bool = False,
+    own_decays: Callable[[Module], list[tuple[list[Tensor], float]]] | None = None,
 ) -> Callable[[Callable[..., Module]], Callable[..., Module]]:
     """Register a model builder under ``name`` (a decorator).
 
@@ -339,6 +344,9 @@ def register_model(
             weights, as ``model(x, edge_index, edge_weight)``. A graph with
             weights is refused for a model without (unless the config says
             ``dataset.edge_weights: ignore``).
+        own_decays: Returns the plain model's ``(parameters, weight decay)``
+            pairs that replace ``train.weight_decay`` for those parameters
+            (e.g. GCNII's separate decay of its convolutions).
 
     Returns:
         The decorator; it returns the builder unchanged.
@@ -365,6 +373,7 @@ def register_model(
             stacked_sparse_input=stacked_sparse_input,
             check_together=check_together,
             edge_weights=edge_weights,
+            own_decays=own_decays,
         )
         return build
 
@@ -470,6 +479,19 @@ def build_members(
     batched = spec.stack(members)
     batched.streams = streams
     return batched
+
+
+def own_weight_decays(
+    model: ModelChoice, module: Module
+) -> list[tuple[list[Tensor], float]]:
+    """The ``(parameters, weight decay)`` pairs a built ``model`` sets itself.
+
+    Empty for models without them; works on plain and single-member models.
+    """
+    spec = get_model(model.name)
+    if isinstance(module, SingleMember):
+        module = module.module
+    return [] if spec.own_decays is None else spec.own_decays(module)
 
 
 def first_layer_weights(model: ModelChoice, module: Module) -> list[Tensor]:
