@@ -1,12 +1,16 @@
 import copy
+import json
 import math
 
+import numpy as np
 import pytest
 import torch
+import yaml
 from torch_geometric.nn import APPNP
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import to_dense_adj
 
+from diffresnet_pyg.cli import main
 from diffresnet_pyg.experiments.models import (
     build_members,
     build_model,
@@ -23,6 +27,7 @@ from diffresnet_pyg.experiments.schema.fields import POSITIVE_INT
 from diffresnet_pyg.experiments.training import SingleMember, make_optimizer
 from diffresnet_pyg.nn.dropout import keep_mask_bytes
 from diffresnet_pyg.nn.sparse import sparse_dropout
+from tests.fake_data import small_graph
 
 
 def model_config(name: str, **params) -> ModelConfig:
@@ -473,3 +478,40 @@ def test_gcnii_conv_weight_decay_is_its_own_optimizer_group(graph):
     )
     assert [g["weight_decay"] for g in first.param_groups] == [0.01, 5e-4, 0.0]
     assert first.param_groups[1]["params"] == [model.lin_in.weight]
+
+
+def test_gcnii_conv_weight_decay_reaches_the_trainer(tmp_path):
+    # a separate decay equal to train.weight_decay trains exactly as none (Adam
+    # updates each parameter on its own), and another value trains differently
+    graph = small_graph(num_splits=1)
+    path = tmp_path / "graph.npz"
+    np.savez(  # the heterophilous layout: edges [E, 2], masks [S, N]
+        path,
+        node_features=graph["x"],
+        node_labels=graph["y"],
+        edges=graph["edges"],
+        **{k: graph[k] for k in ("train_masks", "val_masks", "test_masks")},
+    )
+
+    def rows(out: str, **model) -> list[tuple]:
+        raw = {
+            "output": str(tmp_path / out),
+            "dataset": {"path": str(path), "standardize": False},
+            "split": {"scheme": "given", "num_splits": 1, "num_inits": 2},
+            "model": {"name": "gcnii", "hidden_channels": 8, "num_layers": 3, **model},
+            "train": {"max_epochs": 8, "patience": 8, "weight_decay": 0.01},
+        }
+        (tmp_path / f"{out}.yaml").write_text(yaml.safe_dump(raw))
+        assert main(["-q", "run", str(tmp_path / f"{out}.yaml")]) == 0
+        lines = (tmp_path / out / "runs.jsonl").read_text().splitlines()
+        return sorted((r["init"], r["val_loss"]) for r in map(json.loads, lines))
+
+    one = rows("one")
+    assert rows("same", conv_weight_decay=0.01) == one
+    assert rows("heavy", conv_weight_decay=5.0) != one
+    saved = yaml.safe_load((tmp_path / "heavy" / "config.yaml").read_text())
+    assert saved["model"]["conv_weight_decay"] == 5.0
+    assert (
+        "conv_weight_decay"
+        not in yaml.safe_load((tmp_path / "one" / "config.yaml").read_text())["model"]
+    )
