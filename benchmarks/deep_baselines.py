@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -106,28 +107,25 @@ def main() -> None:
     )
     print(f"{'model':18} {'PyG ms':>10} {'ours ms':>10} {'ratio':>7}   max |diff|")
     for depth in args.depths:
-        torch.manual_seed(0)
-        gcnii = GCNIINet(x.size(1), classes, num_layers=depth)
-        compare(
-            f"GCNII {depth} layers",
-            gcnii,
-            lambda m=gcnii: m(sparse, edge_index),
-            lambda m=gcnii: gcnii_with_pyg(m, x, edge_index),
-            y,
-            idx,
-            args.repeats,
-        )
-        torch.manual_seed(0)
-        appnp = APPNPNet(x.size(1), classes, K=depth)
-        compare(
-            f"APPNP K={depth}",
-            appnp,
-            lambda m=appnp: m(sparse, edge_index),
-            lambda m=appnp: appnp_with_pyg(m, x, edge_index),
-            y,
-            idx,
-            args.repeats,
-        )
+        for name, build, with_pyg in (
+            (
+                f"GCNII {depth} layers",
+                partial(GCNIINet, num_layers=depth),
+                gcnii_with_pyg,
+            ),
+            (f"APPNP K={depth}", partial(APPNPNet, K=depth), appnp_with_pyg),
+        ):
+            torch.manual_seed(0)
+            model = build(x.size(1), classes)
+            compare(
+                name,
+                model,
+                lambda m=model: m(sparse, edge_index),
+                lambda m=model, f=with_pyg: f(m, x, edge_index),
+                y,
+                idx,
+                args.repeats,
+            )
 
 
 if __name__ == "__main__":
