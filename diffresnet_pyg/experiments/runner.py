@@ -80,6 +80,13 @@ from diffresnet_pyg.data import (
 )
 from diffresnet_pyg.data.formats import MASK_KEYS
 from diffresnet_pyg.data.split import SEED_HIGH, small_classes
+from diffresnet_pyg.experiments.checkpoints import (
+    checkpoint_path,
+    folder_checkpoints,
+    load_checkpoint,
+    remove_checkpoint,
+    save_checkpoint,
+)
 from diffresnet_pyg.experiments.executors import (
     check_device,
     check_executor,
@@ -120,6 +127,7 @@ from diffresnet_pyg.experiments.schema import (
     config_from_dict,
     config_to_dict,
     expand_sweep,
+    fingerprint,
 )
 from diffresnet_pyg.experiments.training import (
     EpochStatus,
@@ -427,6 +435,9 @@ def fit_chunk(
     evaluate_test: bool = True,
     on_status: Callable[[EpochStatus], None] | None = None,
     edge_weight: Tensor | None = None,
+    on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
+    checkpoint_seconds: float = 600.0,
+    resume: Mapping[str, Any] | None = None,
 ) -> None:
     """Train the members of one chunk of runs (on ``x``'s device) as configured.
 
@@ -451,8 +462,18 @@ def fit_chunk(
     ``evaluate_test=False``: the test nodes are never evaluated (results
     without test accuracy). ``edge_weight`` (full-batch training only; see
     :func:`graph_edge_weights`) is passed to the model with the graph.
+    ``on_checkpoint``, ``checkpoint_seconds`` and ``resume`` (full-batch
+    training only): see
+    :func:`~diffresnet_pyg.experiments.training.train_members`.
     """
     train = config.train
+    if train.batching.method != "full" and (
+        on_checkpoint is not None or resume is not None
+    ):
+        raise ValueError(
+            "checkpoints are taken in full-batch training only, not with "
+            f"train.batching.method={train.batching.method!r}"
+        )
     device = x.device
     train_idx = stack_index([r.train_idx for r in chunk], device)
     val_idx = stack_index([r.val_idx for r in chunk], device)
@@ -498,6 +519,9 @@ def fit_chunk(
             test_idx,
             on_status=on_status,
             edge_weight=edge_weight,
+            on_checkpoint=on_checkpoint,
+            checkpoint_seconds=checkpoint_seconds,
+            resume=resume,
             **settings,
         )
         return
@@ -544,12 +568,29 @@ class ChunkTask:
             points of a sweep; 0 for a single experiment).
         evaluate_test (bool): Whether the runs read their test accuracy
             (:obj:`False` for tuning runs).
+        checkpoint (str, optional): The chunk's checkpoint file, to resume
+            from if it exists and to save to (see :func:`run_chunk`).
+        checkpoint_seconds (float): Seconds between two saves.
+        skip (tuple): Runs whose rows are already saved (see
+            :func:`run_chunk`).
     """
 
     config: dict[str, Any]
     keys: tuple[tuple[int, int], ...]
     point: int = 0
     evaluate_test: bool = True
+    checkpoint: str | None = None
+    checkpoint_seconds: float = 600.0
+    skip: tuple[tuple[int, int], ...] = ()
+
+    def run_options(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`run_chunk` other than the keys."""
+        return {
+            "evaluate_test": self.evaluate_test,
+            "checkpoint": self.checkpoint,
+            "checkpoint_seconds": self.checkpoint_seconds,
+            "skip": self.skip,
+        }
 
 
 #: Per-process cache of datasets, run plans and model inputs (most recent last).
@@ -643,6 +684,9 @@ def run_chunk(
     on_epoch: Callable[[int, int], None] | None = None,
     evaluate_test: bool = True,
     on_status: Callable[[EpochStatus], None] | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_seconds: float = 600.0,
+    skip: Sequence[tuple[int, int]] = (),
 ) -> list[dict[str, Any]]:
     """Train the runs ``keys`` of ``config`` as one batched model; their rows.
 
@@ -674,6 +718,17 @@ def run_chunk(
         on_status (callable, optional): Called with the active runs'
             :class:`~diffresnet_pyg.experiments.training.EpochStatus` after
             every epoch of full-batch training. (default: :obj:`None`)
+        checkpoint (str or Path, optional): A checkpoint file
+            (:mod:`~diffresnet_pyg.experiments.checkpoints`; full-batch
+            training): if it exists, training resumes from it (it must be of
+            this config and ``keys``) and the rows it holds are not returned
+            again; every ``checkpoint_seconds`` the training state and the
+            rows so far are saved to it. (default: :obj:`None`)
+        checkpoint_seconds (float, optional): Seconds between two saves.
+            (default: :obj:`600.0`)
+        skip (sequence of (int, int), optional): Runs of ``keys`` whose rows
+            are not wanted (already saved): trained with the others, but
+            neither passed to ``on_row`` nor returned. (default: ``()``)
 
     Returns:
         list[dict]: One row per run, in the order the runs finished: dataset,
@@ -698,6 +753,19 @@ def run_chunk(
             f"keys must name runs of the config ({len(plan)} planned); "
             + (f"unknown (split, init): {unknown}" if unknown else "got none")
         )
+    resume, saved_rows, print_ = None, [], fingerprint(config)
+    if checkpoint is not None and Path(checkpoint).exists():
+        saved = load_checkpoint(checkpoint)
+        if (saved.fingerprint, saved.evaluate_test, saved.keys) != (
+            print_,
+            evaluate_test,
+            tuple(keys),
+        ):
+            raise ValueError(
+                f"{checkpoint}: saved for other runs (another config, keys or "
+                "evaluate_test); remove it to start the chunk over"
+            )
+        resume, saved_rows = saved.training, saved.rows
     chunk = [plan[key] for key in keys]
     device = torch.device(worker_device(config.train.device))
     batched = config.train.batch_members > 1 and config.model.spec.batchable
@@ -711,9 +779,12 @@ def run_chunk(
         stacked=batched,
     ).to(device)
     rows: list[dict[str, Any]] = []
-    started = time.perf_counter()
+    started = time.perf_counter() - (0.0 if resume is None else resume["seconds"])
+    skip = {(int(split), int(init)) for split, init in skip}
 
     def on_finish(member: int, result: MemberResult) -> None:
+        if chunk[member].key in skip:
+            return
         row = make_row(
             config.dataset.label,
             config.model.name,
@@ -727,6 +798,16 @@ def run_chunk(
         if on_row is not None:
             on_row(row)
 
+    def on_checkpoint(training: dict[str, Any]) -> None:
+        save_checkpoint(
+            checkpoint,
+            fingerprint=print_,
+            evaluate_test=evaluate_test,
+            keys=keys,
+            rows=saved_rows + rows,
+            training=training,
+        )
+
     fit_chunk(
         config,
         model,
@@ -739,13 +820,16 @@ def run_chunk(
         evaluate_test=evaluate_test,
         on_status=on_status,
         edge_weight=edge_weight,
+        on_checkpoint=None if checkpoint is None else on_checkpoint,
+        checkpoint_seconds=checkpoint_seconds,
+        resume=resume,
     )
     return rows
 
 
 def train_chunk(task: ChunkTask) -> list[dict[str, Any]]:
     """:func:`run_chunk` of ``task``'s config and keys (the executors' task)."""
-    return run_chunk(task.config, task.keys, evaluate_test=task.evaluate_test)
+    return run_chunk(task.config, task.keys, **task.run_options())
 
 
 @dataclass(eq=False)
@@ -819,21 +903,64 @@ def _prepare(
     work = _resolved(config)
     _, plan = _planned(work)
     _warn_repeated_seeds(config, plan)
-    pending = [run for key, run in plan.items() if key not in done]
+    raw = config_to_dict(work)
+    full_batch = config.train.batching.method == "full"
+    minutes = config.executor.checkpoint_minutes if full_batch else None
+    seconds = math.inf if minutes is None else 60.0 * minutes
+    tasks, claimed = [], set()
+    for saved in folder_checkpoints(folder, fingerprint(work), evaluate_test):
+        if not full_batch or not set(saved.keys) <= set(plan):
+            logger.warning("removing %s: saved for other runs", saved.path)
+            remove_checkpoint(saved.path)
+            continue
+        recovered = [r for r in saved.rows if _row_key(r) not in done]
+        if recovered:
+            append_rows(folder / RUNS_FILE, recovered)
+        done |= {_row_key(r) for r in recovered}
+        if all(key in done for key in saved.keys):
+            remove_checkpoint(saved.path)
+            continue
+        tasks.append(
+            ChunkTask(
+                raw,
+                saved.keys,
+                point,
+                evaluate_test,
+                checkpoint=str(saved.path),
+                checkpoint_seconds=seconds,
+                skip=tuple(key for key in saved.keys if key in done),
+            )
+        )
+        claimed |= set(saved.keys)
+    pending = [run for key, run in plan.items() if key not in done | claimed]
     batch = config.train.batch_members if config.model.spec.batchable else 1
     logger.info(
-        "%s: %d runs (%d done), %d at a time",
+        "%s: %d runs (%d done, %d resumed from checkpoints), %d at a time",
         folder,
         len(plan),
-        len(plan) - len(pending),
+        len(done),
+        len(claimed - done),
         batch,
     )
-    raw = config_to_dict(work)
-    tasks = [
-        ChunkTask(raw, tuple(run.key for run in chunk), point, evaluate_test)
-        for chunk in _chunks(pending, batch)
-    ]
-    return _Point(config, len(plan), len(pending)), tasks
+    for chunk in _chunks(pending, batch):
+        keys = tuple(run.key for run in chunk)
+        tasks.append(
+            ChunkTask(
+                raw,
+                keys,
+                point,
+                evaluate_test,
+                checkpoint=(
+                    None if minutes is None else str(checkpoint_path(folder, keys))
+                ),
+                checkpoint_seconds=seconds,
+            )
+        )
+    return _Point(config, len(plan), len(plan) - len(done)), tasks
+
+
+def _row_key(row: Mapping[str, Any]) -> tuple[int, int]:
+    return int(row["split"]), int(row["init"])
 
 
 def _progress_label(points: Sequence[_Point], point: _Point) -> str | None:
@@ -867,8 +994,8 @@ def _train_here(
             chunk.keys,
             on_row=on_row,
             on_epoch=progress.epoch if watch else None,
-            evaluate_test=chunk.evaluate_test,
             on_status=progress.status if watch else None,
+            **chunk.run_options(),
         )
 
     return task
@@ -925,6 +1052,8 @@ def _execute(
                     reporter.run_finished(
                         row, label=label, max_epochs=point.config.train.max_epochs
                     )
+            if chunk.checkpoint is not None:  # its rows are saved now
+                remove_checkpoint(chunk.checkpoint)
             finish(point, len(rows))
     finally:
         results.close()

@@ -20,9 +20,11 @@ others draw exactly what they drew before.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,6 +132,20 @@ class EarlyStopping:
         self.best_loss = self.best_loss[index]
         self.best_acc = self.best_acc[index]
         self.counter = self.counter[index]
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The members' best scores and waiting counters (copies)."""
+        return {
+            "best_loss": self.best_loss.clone(),
+            "best_acc": self.best_acc.clone(),
+            "counter": self.counter.clone(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Tensor]) -> None:
+        """Take the state :meth:`state_dict` returned (any number of members)."""
+        self.best_loss = state["best_loss"].clone()
+        self.best_acc = state["best_acc"].clone()
+        self.counter = state["counter"].clone()
 
 
 class SingleMember(Module):
@@ -337,6 +353,9 @@ def train_members(
     on_status: Callable[[EpochStatus], None] | None = None,
     measure: Callable[[Tensor], dict[str, float]] | None = None,
     edge_weight: Tensor | None = None,
+    on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
+    checkpoint_seconds: float = 600.0,
+    resume: Mapping[str, Any] | None = None,
 ) -> list[MemberResult]:
     r"""Train the ``B`` members of a batched model, each as its own run.
 
@@ -394,6 +413,19 @@ def train_members(
         edge_weight (torch.Tensor, optional): Weights of the ``graph``'s
             edges, passed to the model as its third argument (the model is
             called as ``model(x, graph)`` without them).
+        on_checkpoint (Callable, optional): Called, between two epochs once
+            ``checkpoint_seconds`` have passed since the start or the last
+            call, with the whole training state (a copy: weights, optimizer
+            and early-stopping states, best-weight snapshots, random streams,
+            finished members' results and the seconds trained), e.g. to save
+            it to a file.
+        checkpoint_seconds (float, optional): Seconds between two calls of
+            ``on_checkpoint``. (default: :obj:`600.0`)
+        resume (Mapping, optional): A state ``on_checkpoint`` was called
+            with, for a ``model`` built as that one was (the same members
+            from the same seeds) and the same inputs: training goes on after
+            the state's epoch and gives the results of the uninterrupted
+            call, bit for bit (at the same number of torch threads).
 
     Returns:
         list[MemberResult]: One result per member, in member order.
@@ -435,9 +467,57 @@ def train_members(
     y_test = None if test_idx is None else y[test_idx]
     active = torch.arange(num_members)
     results: list[MemberResult | None] = [None] * num_members
-    start = time.perf_counter()
+    first_epoch, trained_before = 1, 0.0
+    if resume is not None:
+        _check_resume(resume, num_members, max_epochs)
+        keep = torch.as_tensor(resume["active"], dtype=torch.long)
+        if keep.numel() < num_members:
+            opt = _select_members(model, opt, keep.to(snapshots[0].device))
+            device_keep = keep.to(train_idx.device)
+            train_idx, val_idx = train_idx[device_keep], val_idx[device_keep]
+            y_train, y_val = y_train[device_keep], y_val[device_keep]
+            if test_idx is not None:
+                test_idx, y_test = test_idx[device_keep], y_test[device_keep]
+        active = keep
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        snapshots = [
+            s.to(p.device)
+            for s, p in zip(resume["snapshots"], model.parameters(), strict=True)
+        ]
+        stopper.load_state_dict(resume["stopper"])
+        ckpt_epoch = resume["best"]["epoch"].clone()
+        ckpt_loss = resume["best"]["loss"].clone()
+        ckpt_acc = resume["best"]["acc"].clone()
+        for stream, state in zip(_streams(model), resume["streams"], strict=True):
+            stream.set_state(state)
+        _set_global_rng(resume["rng"], x.device)
+        results = [None if r is None else MemberResult(**r) for r in resume["results"]]
+        first_epoch = int(resume["epoch"]) + 1
+        trained_before = float(resume["seconds"])
+    start = saved = time.perf_counter()
 
-    for epoch in range(1, max_epochs + 1):
+    for epoch in range(first_epoch, max_epochs + 1):
+        if (
+            on_checkpoint is not None
+            and epoch > first_epoch
+            and time.perf_counter() - saved >= checkpoint_seconds
+        ):
+            state = {
+                "epoch": epoch - 1,
+                "active": active.tolist(),
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "snapshots": snapshots,
+                "stopper": stopper.state_dict(),
+                "best": {"epoch": ckpt_epoch, "loss": ckpt_loss, "acc": ckpt_acc},
+                "streams": [stream.get_state() for stream in _streams(model)],
+                "rng": _global_rng(x.device),
+                "results": [r and dataclasses.asdict(r) for r in results],
+                "seconds": trained_before + time.perf_counter() - start,
+            }
+            on_checkpoint(copy.deepcopy(state))
+            saved = time.perf_counter()
         model.train()
         if train_step is not None:
             train_step(model, opt, train_idx)
@@ -500,7 +580,7 @@ def train_members(
                 out = model(x, *graph_args)
             if test_idx is not None:
                 _, test_acc = _scores(_member_logits(out, test_idx), y_test)
-        seconds = (time.perf_counter() - start) / num_members
+        seconds = (trained_before + time.perf_counter() - start) / num_members
         for b in torch.nonzero(finished).flatten().tolist():
             member = int(active[b])
             results[member] = MemberResult(
@@ -528,6 +608,58 @@ def train_members(
         if test_idx is not None:
             test_idx, y_test = test_idx[device_keep], y_test[device_keep]
     return [r for r in results if r is not None]
+
+
+def _streams(model: Module) -> list[MemberStream]:
+    """The members' random streams (none for a model without them)."""
+    if isinstance(model, SingleMember):
+        return [] if model.stream is None else [model.stream]
+    return list(getattr(model, "streams", None) or [])
+
+
+def _global_rng(device: torch.device) -> dict[str, Tensor | None]:
+    """The global generators' states (CPU, and ``device``'s when CUDA)."""
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return {"cpu": torch.get_rng_state(), "cuda": cuda}
+
+
+def _set_global_rng(state: Mapping[str, Tensor | None], device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if state["cuda"] is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _check_resume(resume: Mapping[str, Any], num_members: int, max_epochs: int) -> None:
+    """The state is one of a model of ``num_members`` members (clear errors)."""
+    missing = sorted(set(_STATE_KEYS) - set(resume))
+    if missing:
+        raise ValueError(f"'resume' is not a training state: missing {missing}")
+    if len(resume["results"]) != num_members:
+        raise ValueError(
+            f"'resume' is the state of {len(resume['results'])} members, the "
+            f"model has {num_members}"
+        )
+    if not 1 <= int(resume["epoch"]) < max_epochs:
+        raise ValueError(
+            f"'resume' is at epoch {resume['epoch']}, outside 1..{max_epochs - 1} "
+            f"(max_epochs={max_epochs})"
+        )
+
+
+#: The entries of a training state (``on_checkpoint``, ``resume``).
+_STATE_KEYS = (
+    "epoch",
+    "active",
+    "model",
+    "optimizer",
+    "snapshots",
+    "stopper",
+    "best",
+    "streams",
+    "rng",
+    "results",
+    "seconds",
+)
 
 
 def stack_index(indices: Sequence[Tensor], device: torch.device | str) -> Tensor:

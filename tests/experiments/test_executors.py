@@ -66,6 +66,7 @@ def test_default_executor_is_local_and_round_trips():
         "address": None,
         "num_cpus_per_task": 1.0,
         "num_gpus_per_task": 0.0,
+        "checkpoint_minutes": 10.0,
     }
     ray = config_from_dict(
         minimal(executor={"kind": "ray", "address": "auto", "num_gpus_per_task": 0.5})

@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 import math
 
 import pytest
@@ -311,3 +312,91 @@ def test_on_status_follows_each_member_until_it_finishes(graph):
             assert s.waiting[b] == s.epoch - s.best_epoch[b]
             assert 0.0 <= s.val_acc[b] <= 1.0
     assert len({r.epochs for r in results.values()}) > 1
+
+
+def _gat_members(seeds):
+    from diffresnet_pyg.experiments.models import build_members
+    from diffresnet_pyg.experiments.schema import ModelConfig
+
+    config = ModelConfig(
+        "gat", {"hidden_channels": 8, "heads": 2, "num_layers": 3, "dropout": 0.3}
+    )
+    return build_members(config, 12, 2, seeds, stacked=len(seeds) > 1)
+
+
+@pytest.mark.parametrize("kind", ["stacked-gat", "stacked-diffresnet", "single"])
+def test_resuming_a_checkpoint_gives_the_uninterrupted_run(graph, kind):
+    """Dropout on: the random streams, optimizer, early-stopping states and
+    finished members all come back, so training interrupted at any epoch and
+    resumed from its last checkpoint ends exactly where it would have."""
+    from diffresnet_pyg.experiments.models import build_members
+    from diffresnet_pyg.experiments.schema import ModelConfig
+
+    seeds = [3] if kind == "single" else [3, 4, 5, 6]
+
+    def build():
+        if kind == "stacked-gat":
+            return _gat_members(seeds)
+        config = ModelConfig(
+            "diffresnet",
+            {
+                "hidden_channels": 16,
+                "dropout": 0.3,
+                "diffusion_steps": 3,
+                "diffusion_dropout": 0.3,
+            },
+        )
+        return build_members(config, 12, 2, seeds, stacked=kind != "single")
+
+    settings = dict(
+        max_epochs=60, patience=4, measure=lambda out: {"s": float(out.sum())}
+    )
+    states = []
+    expected = run_members(
+        build(),
+        graph,
+        len(seeds),
+        on_checkpoint=states.append,
+        checkpoint_seconds=0.0,
+        **settings,
+    )
+    assert [s["epoch"] for s in states] == list(range(1, len(states) + 1))
+    finished_early = [s for s in states if len(s["active"]) < len(seeds)]
+    if kind != "single":
+        assert finished_early, "some members should finish before the others"
+    picks = [states[0], states[len(states) // 2], states[-1]] + finished_early[:1]
+    for state in picks:
+        torch.manual_seed(123)  # the global generator's state does not matter
+        resumed = run_members(build(), graph, len(seeds), resume=state, **settings)
+        for a, b in zip(expected, resumed, strict=True):
+            assert dataclasses.replace(b, train_seconds=a.train_seconds) == a
+
+
+def test_checkpoints_are_spaced_and_resume_is_checked(graph):
+    states = []
+    run_members(
+        _gat_members([1, 2]),
+        graph,
+        2,
+        max_epochs=5,
+        patience=50,
+        on_checkpoint=states.append,
+        checkpoint_seconds=3600.0,
+    )
+    assert states == []
+    run_members(
+        _gat_members([1, 2]),
+        graph,
+        2,
+        max_epochs=5,
+        patience=50,
+        on_checkpoint=states.append,
+        checkpoint_seconds=0.0,
+    )
+    assert [s["epoch"] for s in states] == [1, 2, 3, 4]
+    with pytest.raises(ValueError, match="state of 2 members, the model has 3"):
+        run_members(_gat_members([1, 2, 3]), graph, 3, max_epochs=5, resume=states[0])
+    with pytest.raises(ValueError, match=r"at epoch 4, outside 1..2"):
+        run_members(_gat_members([1, 2]), graph, 2, max_epochs=3, resume=states[-1])
+    with pytest.raises(ValueError, match="not a training state: missing"):
+        run_members(_gat_members([1, 2]), graph, 2, max_epochs=5, resume={"epoch": 1})

@@ -456,6 +456,12 @@ class ExecutorConfig(Section):
         num_cpus_per_task: CPUs Ray reserves per task, > 0 (``"ray"`` only).
         num_gpus_per_task: GPUs Ray reserves per task, >= 0 (``"ray"`` only);
             Ray sets ``CUDA_VISIBLE_DEVICES`` for each task.
+        checkpoint_minutes: Minutes between two saves of a chunk's training
+            state (full-batch training), from which an interrupted chunk
+            resumes (:mod:`~diffresnet_pyg.experiments.checkpoints`; with
+            ``"ray"`` the results folder must be writable from the cluster's
+            machines); :obj:`None`: never saved, an interrupted chunk starts
+            over.
 
     Example:
         >>> ExecutorConfig("processes", workers=2).threads is None
@@ -475,6 +481,9 @@ used by kind 'ray' (kind is 'processes'); leave it null, got 'auto'
     address: str | None = validated_field(check_optional(check_str()), None)
     num_cpus_per_task: float = validated_field(POSITIVE_FLOAT, 1.0)
     num_gpus_per_task: float = validated_field(check_float(ge=0.0), 0.0)
+    checkpoint_minutes: float | None = validated_field(
+        check_optional(POSITIVE_FLOAT), 10.0
+    )
 
     def _check_together(self) -> None:
         if self.kind == "local" and self.workers is not None:
