@@ -40,14 +40,14 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Module, Parameter, ParameterList
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
-from torch_geometric.utils import add_self_loops, remove_self_loops, scatter, softmax
+from torch_geometric.utils import add_self_loops, remove_self_loops, scatter
 
 from diffresnet_pyg.nn.batched.diff_resnet import (
     input_linear,
@@ -526,6 +526,19 @@ class BatchedGraphSAGE(BatchedBaseline):
         return h
 
 
+class _GATEdges(NamedTuple):
+    """GAT's edges (self-loops replaced by one per node) and their order.
+
+    ``by_target`` sorts the edges by target (stably), ``offsets`` (``[N + 1]``)
+    bounds each node's in-edges in that order.
+    """
+
+    source: Tensor
+    target: Tensor
+    by_target: Tensor
+    offsets: Tensor
+
+
 class BatchedGAT(BatchedBaseline):
     r"""``B`` :func:`~diffresnet_pyg.nn.models.baselines.gat` members at once.
 
@@ -569,30 +582,51 @@ class BatchedGAT(BatchedBaseline):
             "biases": [(conv.bias, _SAME) for conv in convs],
         }
 
-    def _edges(self, edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
-        def build() -> tuple[Tensor, Tensor]:
+    def _edges(self, edge_index: Tensor, num_nodes: int) -> _GATEdges:
+        def build() -> _GATEdges:
             _check_range(edge_index, num_nodes)
             ei, _ = remove_self_loops(edge_index)
             ei, _ = add_self_loops(ei, num_nodes=num_nodes)
-            return ei[0], ei[1]
+            target = ei[1]
+            counts = torch.bincount(target, minlength=num_nodes)
+            offsets = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+            by_target = torch.argsort(target, stable=True)
+            return _GATEdges(ei[0], target, by_target, offsets)
 
         return self._graph_cache.get((edge_index,), (num_nodes,), build)
 
+    @staticmethod
+    def _softmax(alpha: Tensor, edges: _GATEdges, num_nodes: int) -> Tensor:
+        """PyG's ``softmax(alpha, target)`` over each node's in-edges, bit for bit.
+
+        The same operations in the same order, except the per-node maximum
+        (no gradient flows through it), taken as a segment maximum over the
+        edges sorted by target (several times faster than
+        ``scatter_reduce(amax)`` on the CPU; a maximum does not depend on the
+        order of its terms, so the result is identical).
+        """
+        target = edges.target
+        alpha_max = torch.segment_reduce(
+            alpha.detach().index_select(0, edges.by_target),
+            "max",
+            offsets=edges.offsets,
+            axis=0,
+        )
+        out = (alpha - alpha_max.index_select(0, target)).exp()
+        out_sum = scatter(out, target, 0, num_nodes, reduce="sum") + 1e-16
+        return out / out_sum.index_select(0, target)
+
     def _attention(
-        self,
-        z: Tensor,
-        att_src: Tensor,
-        att_dst: Tensor,
-        source: Tensor,
-        target: Tensor,
+        self, z: Tensor, att_src: Tensor, att_dst: Tensor, edges: _GATEdges
     ) -> Tensor:
         """Aggregate ``z`` ``[N, B, heads, C]`` over the edges: same shape."""
         num_nodes = z.size(0)
+        source, target = edges.source, edges.target
         alpha_src = (z * per_member(att_src, num_nodes)).sum(dim=-1)  # [N, B, heads]
         alpha_dst = (z * per_member(att_dst, num_nodes)).sum(dim=-1)
         alpha = alpha_src.index_select(0, source) + alpha_dst.index_select(0, target)
         alpha = F.leaky_relu(alpha, 0.2)
-        alpha = softmax(alpha, target, num_nodes=num_nodes)
+        alpha = self._softmax(alpha, edges, num_nodes)
         alpha = self._dropout(alpha, self.attention_dropout)
         messages = alpha.unsqueeze(-1) * z.index_select(0, source)
         return scatter(messages, target, 0, num_nodes, reduce="sum")
@@ -602,7 +636,7 @@ class BatchedGAT(BatchedBaseline):
         x = self._check_x(x)
         edge_index = _check_edge_index(edge_index, self.family)
         num_nodes = x.size(0)
-        source, target = self._edges(edge_index, num_nodes)
+        edges = self._edges(edge_index, num_nodes)
         last = self.num_layers - 1
         h = x
         for i in range(self.num_layers):
@@ -610,7 +644,7 @@ class BatchedGAT(BatchedBaseline):
             num_members, heads, channels = att_src.shape
             z = self._linear(i, x, h, weight)
             z = z.view(num_nodes, num_members, heads, channels)
-            out = self._attention(z, att_src, self.att_dst[i], source, target)
+            out = self._attention(z, att_src, self.att_dst[i], edges)
             if i < last:
                 out = out.reshape(num_nodes, num_members, heads * channels)
             else:
