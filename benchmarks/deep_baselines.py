@@ -3,12 +3,16 @@
 The depth study's GCNII and APPNP (``diffresnet_pyg.experiments.models``)
 compute PyG's ``GCN2Conv`` and ``APPNP`` formulas with a cached CSR operator
 and its transpose, seeded byte masks for hidden and edge dropout, and sparse
-input features. This times one training epoch (forward,
+input features. Its GAT is the stacked model
+(:class:`~diffresnet_pyg.nn.batched.gnn.BatchedGAT`, here of one member: the
+plain model's masks, a segment maximum in the attention softmax, sparse input
+features). This times one training epoch (forward,
 backward, Adam step, then the evaluation forward the early stopping reads) of
 each against the same model written with PyG's layers as they come
-(``GCN2Conv`` / ``APPNP.propagate`` on ``edge_index``, ``F.dropout``, dense
-features), alternating the two, on Cora at the study's settings, and prints
-the largest difference of the two outputs in evaluation mode (dropout off).
+(``GCN2Conv`` / ``APPNP.propagate`` / ``GATConv`` on ``edge_index``,
+``F.dropout``, dense features), alternating the two, on Cora at the study's
+settings, and prints the largest difference of the two outputs in evaluation
+mode (dropout off).
 
 Usage::
 
@@ -33,7 +37,14 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from diffresnet_pyg.data import load_dataset
 from diffresnet_pyg.experiments.models.appnp import APPNPNet
 from diffresnet_pyg.experiments.models.gcnii import GCNIINet
+from diffresnet_pyg.nn.batched import stack_baselines
+from diffresnet_pyg.nn.models.baselines import gat
 from diffresnet_pyg.nn.sparse import quiet_sparse_warnings
+
+#: The depth study's GAT (gnn-benchmark's tuned values).
+GAT_SETTINGS = dict(
+    hidden_channels=64, heads=8, dropout=0.6, input_dropout=0.6, attention_dropout=0.3
+)
 
 
 def gcnii_with_pyg(model: GCNIINet, x: Tensor, edge_index: Tensor) -> Tensor:
@@ -72,16 +83,21 @@ def epoch_seconds(model, forward: Callable[[], Tensor], y: Tensor, idx: Tensor):
     return time.perf_counter() - start
 
 
-def compare(name, model, ours, pyg, y, idx, repeats: int) -> None:
-    """Alternate the two forwards; print medians, ratio and output difference."""
+def compare(name, ours, pyg, y, idx, repeats: int) -> None:
+    """Alternate two ``(model, forward)`` pairs; print medians, ratio, difference.
+
+    The difference is the largest one of the two outputs in evaluation mode,
+    before any training step.
+    """
+    ours[0].eval()
+    pyg[0].eval()
+    with torch.no_grad():  # before training: the two may hold separate weights
+        diff = (ours[1]() - pyg[1]()).abs().max().item()
     times: dict[str, list[float]] = {"pyg": [], "ours": []}
     for _ in range(repeats + 1):  # the first round warms up
-        for key, fn in (("pyg", pyg), ("ours", ours)):
+        for key, (model, fn) in (("pyg", pyg), ("ours", ours)):
             times[key].append(epoch_seconds(model, fn, y, idx))
     pyg_s, our_s = (sorted(t[1:])[len(t[1:]) // 2] for t in times.values())
-    model.eval()
-    with torch.no_grad():
-        diff = (ours() - pyg()).abs().max().item()
     print(
         f"{name:18} {pyg_s * 1e3:10.1f} {our_s * 1e3:10.1f} "
         f"{pyg_s / our_s:6.2f}x   {diff:.1e}"
@@ -119,13 +135,23 @@ def main() -> None:
             model = build(x.size(1), classes)
             compare(
                 name,
-                model,
-                lambda m=model: m(sparse, edge_index),
-                lambda m=model, f=with_pyg: f(m, x, edge_index),
+                (model, lambda m=model: m(sparse, edge_index)),
+                (model, lambda m=model, f=with_pyg: f(m, x, edge_index)),
                 y,
                 idx,
                 args.repeats,
             )
+        torch.manual_seed(0)
+        plain = gat(x.size(1), classes, num_layers=depth, **GAT_SETTINGS)
+        stacked = stack_baselines([plain])
+        compare(
+            f"GAT {depth} layers",
+            (stacked, lambda m=stacked: m(sparse, edge_index)[:, 0]),
+            (plain, lambda m=plain: m(x, edge_index)),
+            y,
+            idx,
+            args.repeats,
+        )
 
 
 if __name__ == "__main__":
