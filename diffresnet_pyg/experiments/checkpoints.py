@@ -12,8 +12,11 @@ epoch; the rows are those of an uninterrupted run, bit for bit (at the same
 number of torch threads). The file is removed once the chunk's rows are in
 ``runs.jsonl``.
 
-A checkpoint records the folder's config :func:`fingerprint` and whether the
-runs read their test accuracy; one that matches neither is stale and removed.
+A checkpoint records the folder's config fingerprint (whatever its number of
+splits and inits,
+:func:`~diffresnet_pyg.experiments.results.protocol_free_fingerprint`) and
+whether the runs read their test accuracy; one that matches neither is stale
+and removed.
 The files hold tensors and plain data only and are read with
 ``torch.load(weights_only=True)``.
 """
@@ -52,7 +55,8 @@ class ChunkCheckpoint:
 
     Attributes:
         path (Path): The file.
-        fingerprint (str): The config fingerprint of the folder it belongs to.
+        fingerprint (str): The protocol-free config fingerprint of the folder
+            it belongs to.
         evaluate_test (bool): Whether its runs read their test accuracy.
         keys (tuple): ``(split, init)`` of the chunk's runs, in training order.
         rows (list): Rows of the runs that had finished when it was saved.

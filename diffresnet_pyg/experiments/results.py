@@ -84,6 +84,7 @@ __all__ = [
     "load_rows",
     "lock_folder",
     "make_row",
+    "protocol_free_fingerprint",
     "read_rows",
     "row_status",
     "run_identity",
@@ -501,14 +502,18 @@ def claim_config_folder(
     write_atomic(folder / CONFIG_FILE, yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
-def _protocol_free(config: ExperimentConfig) -> str:
-    """Fingerprint that ignores how many splits and inits are drawn."""
+def protocol_free_fingerprint(config: ExperimentConfig) -> str:
+    """The :func:`fingerprint` of ``config`` whatever its number of splits and inits.
+
+    Two configs with the same one give the same row for a ``(split, init)``
+    both plan: a folder accepts either (its protocol grown or shrunk).
+    """
     split = dataclasses.replace(config.split, num_splits=1, num_inits=1)
     return fingerprint(dataclasses.replace(config, split=split))
 
 
 def _experiment_differences(old: ExperimentConfig, new: ExperimentConfig) -> str | None:
-    if _protocol_free(old) == _protocol_free(new):
+    if protocol_free_fingerprint(old) == protocol_free_fingerprint(new):
         return None
     old_d, new_d = config_to_dict(old), config_to_dict(new)
     diff = [

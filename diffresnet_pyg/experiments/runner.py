@@ -119,6 +119,7 @@ from diffresnet_pyg.experiments.results import (
     load_rows,
     lock_folder,
     make_row,
+    protocol_free_fingerprint,
     write_atomic,
 )
 from diffresnet_pyg.experiments.schema import (
@@ -127,7 +128,6 @@ from diffresnet_pyg.experiments.schema import (
     config_from_dict,
     config_to_dict,
     expand_sweep,
-    fingerprint,
 )
 from diffresnet_pyg.experiments.training import (
     EpochStatus,
@@ -753,7 +753,7 @@ def run_chunk(
             f"keys must name runs of the config ({len(plan)} planned); "
             + (f"unknown (split, init): {unknown}" if unknown else "got none")
         )
-    resume, saved_rows, print_ = None, [], fingerprint(config)
+    resume, saved_rows, print_ = None, [], protocol_free_fingerprint(config)
     if checkpoint is not None and Path(checkpoint).exists():
         saved = load_checkpoint(checkpoint)
         if (saved.fingerprint, saved.evaluate_test, saved.keys) != (
@@ -908,16 +908,21 @@ def _prepare(
     minutes = config.executor.checkpoint_minutes if full_batch else None
     seconds = math.inf if minutes is None else 60.0 * minutes
     tasks, claimed = [], set()
-    for saved in folder_checkpoints(folder, fingerprint(work), evaluate_test):
-        if not full_batch or not set(saved.keys) <= set(plan):
-            logger.warning("removing %s: saved for other runs", saved.path)
-            remove_checkpoint(saved.path)
-            continue
+    saved_chunks = folder_checkpoints(
+        folder, protocol_free_fingerprint(work), evaluate_test
+    )
+    for saved in saved_chunks:
         recovered = [r for r in saved.rows if _row_key(r) not in done]
-        if recovered:
+        if recovered:  # finished runs of this config, whatever the plan now
             append_rows(folder / RUNS_FILE, recovered)
         done |= {_row_key(r) for r in recovered}
         if all(key in done for key in saved.keys):
+            remove_checkpoint(saved.path)
+            continue
+        if not full_batch or not set(saved.keys) <= set(plan):
+            logger.warning(
+                "removing %s: its chunk is not one of the planned runs", saved.path
+            )
             remove_checkpoint(saved.path)
             continue
         tasks.append(
@@ -938,7 +943,7 @@ def _prepare(
         "%s: %d runs (%d done, %d resumed from checkpoints), %d at a time",
         folder,
         len(plan),
-        len(done),
+        sum(key in done for key in plan),
         len(claimed - done),
         batch,
     )
@@ -956,7 +961,8 @@ def _prepare(
                 checkpoint_seconds=seconds,
             )
         )
-    return _Point(config, len(plan), len(plan) - len(done)), tasks
+    left = sum(key not in done for key in plan)  # rows beyond the plan don't count
+    return _Point(config, len(plan), left), tasks
 
 
 def _row_key(row: Mapping[str, Any]) -> tuple[int, int]:

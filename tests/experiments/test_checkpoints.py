@@ -205,3 +205,36 @@ def test_a_run_finished_after_the_last_save_is_not_written_twice(
     assert len(runs(out)) >= 1
     run_experiment(config, progress=False)
     assert runs(out) == uninterrupted
+
+
+def test_a_shrunk_protocol_keeps_the_saved_rows_and_drops_the_chunk(
+    tmp_path, fake_root, uninterrupted, monkeypatch
+):
+    """Resumed with fewer inits, the chunk's runs are no longer all planned:
+    its finished rows are still written, the chunk starts over."""
+    import dataclasses
+
+    first = min(r["epochs"] for r in uninterrupted.values())
+    out = tmp_path / "res"
+    config = load_config(write_config(tmp_path / "c.yaml", fake_root, out, 1e-9))
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, first + 2)
+        with pytest.raises(Interrupt):
+            run_experiment(config, progress=False)
+    saved = load_checkpoint(checkpoint_path(out, [(0, 0)]))
+    (out / "runs.jsonl").write_text("")  # as if a worker process had died
+    smaller = dataclasses.replace(
+        config, split=dataclasses.replace(config.split, num_inits=2)
+    )
+    summary = run_experiment(smaller, progress=False)
+    assert summary["complete"] is True and summary["n_runs"] == 2
+    rows = runs(out)
+    for row in saved.rows:
+        key = (row["split"], row["init"])
+        assert rows[key] == uninterrupted[key]
+    for key in [(0, 0), (0, 1)]:  # retrained in a chunk of 2, not 4
+        assert rows[key] == {
+            **uninterrupted[key],
+            "batch_members": rows[key]["batch_members"],
+        }
+    assert not (out / CHECKPOINT_DIR).exists()
