@@ -36,6 +36,7 @@ __all__ = [
     "CHECKPOINT_DIR",
     "ChunkCheckpoint",
     "checkpoint_path",
+    "describe_checkpoints",
     "folder_checkpoints",
     "remove_checkpoint",
     "save_checkpoint",
@@ -164,6 +165,37 @@ def folder_checkpoints(
             continue
         found.append(checkpoint)
     return found
+
+
+def describe_checkpoints(
+    folder: str | Path, fingerprint: str, evaluate_test: bool
+) -> list[str]:
+    """One line per checkpoint of ``folder``, reading them only (dry runs).
+
+    Example line: ``checkpoints/0-0.pt: epoch 81, 8 of 10 runs training, 2
+    finished rows saved``; a stale file is named as one the next run removes.
+    """
+    directory = Path(folder) / CHECKPOINT_DIR
+    if not directory.is_dir():
+        return []
+    lines = []
+    for path in sorted(directory.glob("*.pt")):
+        name = f"{CHECKPOINT_DIR}/{path.name}"
+        try:
+            saved = load_checkpoint(path)
+        except ValueError:
+            lines.append(f"{name}: unreadable, removed by the next run")
+            continue
+        if (saved.fingerprint, saved.evaluate_test) != (fingerprint, evaluate_test):
+            lines.append(f"{name}: saved for other runs, removed by the next run")
+            continue
+        training = saved.training
+        lines.append(
+            f"{name}: epoch {training['epoch']}, {len(training['active'])} of "
+            f"{len(saved.keys)} runs training, {len(saved.rows)} finished rows "
+            "saved"
+        )
+    return lines
 
 
 def remove_checkpoint(path: str | Path) -> None:

@@ -82,6 +82,7 @@ from diffresnet_pyg.data.formats import MASK_KEYS
 from diffresnet_pyg.data.split import SEED_HIGH, small_classes
 from diffresnet_pyg.experiments.checkpoints import (
     checkpoint_path,
+    describe_checkpoints,
     folder_checkpoints,
     load_checkpoint,
     remove_checkpoint,
@@ -1226,6 +1227,9 @@ class Plan:
         chunk_epochs (tuple of float): Expected epochs of one chunk,
             ``(low, high)`` (equal unless assumed).
         basis (str): Where ``chunk_epochs`` comes from.
+        checkpoints (tuple of str): One line per chunk checkpoint in the
+            folder (:mod:`~diffresnet_pyg.experiments.checkpoints`); the
+            estimate counts those chunks from their start.
     """
 
     label: str
@@ -1246,6 +1250,7 @@ class Plan:
     epochs_per_run: float | None
     chunk_epochs: tuple[float, float]
     basis: str
+    checkpoints: tuple[str, ...] = ()
 
     @property
     def pending(self) -> int:
@@ -1458,6 +1463,9 @@ def _plan_point(
         epochs_per_run=sum(epochs) / len(epochs) if epochs else None,
         chunk_epochs=chunk_epochs,
         basis=basis,
+        checkpoints=tuple(
+            describe_checkpoints(folder, protocol_free_fingerprint(work), True)
+        ),
     )
 
 
@@ -1593,6 +1601,7 @@ def format_plan(plan: Plan) -> str:
         f"pending), {_plural(plan.chunks, 'chunk')} of {_plural(plan.batch, 'run')}"
         f", on {_executor_text(plan)}, device {plan.device}"
     )
+    lines.extend(f"resumes from {line}" for line in plan.checkpoints)
     if plan.seconds_per_epoch is None:
         lines.append("estimate: nothing to run; every run is in the folder")
         return "\n".join(lines)

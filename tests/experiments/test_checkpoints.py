@@ -238,3 +238,22 @@ def test_a_shrunk_protocol_keeps_the_saved_rows_and_drops_the_chunk(
             "batch_members": rows[key]["batch_members"],
         }
     assert not (out / CHECKPOINT_DIR).exists()
+
+
+def test_a_dry_run_lists_the_checkpoints_and_writes_nothing(
+    tmp_path, fake_root, monkeypatch
+):
+    from diffresnet_pyg.experiments.runner import format_plan, plan_experiment
+
+    out = tmp_path / "res"
+    config = load_config(write_config(tmp_path / "c.yaml", fake_root, out, 1e-9))
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, 4)
+        with pytest.raises(Interrupt):
+            run_experiment(config, progress=False)
+    (out / CHECKPOINT_DIR / "9-9.pt").write_bytes(b"junk")
+    before = sorted((p.name, p.stat().st_mtime) for p in out.rglob("*"))
+    text = format_plan(plan_experiment(config, probe_epochs=1))
+    assert "resumes from checkpoints/0-0.pt: epoch 3, 4 of 4 runs training" in text
+    assert "checkpoints/9-9.pt: unreadable, removed by the next run" in text
+    assert sorted((p.name, p.stat().st_mtime) for p in out.rglob("*")) == before
