@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,6 +134,31 @@ def load_checkpoint(path: str | Path) -> ChunkCheckpoint:
     )
 
 
+def _scan(
+    folder: str | Path, fingerprint: str, evaluate_test: bool
+) -> Iterator[tuple[Path, ChunkCheckpoint | ValueError | None]]:
+    """Each checkpoint file of ``folder`` with what it holds for these runs.
+
+    The checkpoint when it belongs to them; the error when it cannot be
+    read; :obj:`None` when it was saved for another config, or for runs that
+    read (or do not read) their test accuracy.
+    """
+    directory = Path(folder) / CHECKPOINT_DIR
+    if not directory.is_dir():
+        return
+    for path in sorted(directory.glob("*.pt")):
+        try:
+            checkpoint = load_checkpoint(path)
+        except ValueError as error:
+            yield path, error
+            continue
+        ours = (checkpoint.fingerprint, checkpoint.evaluate_test) == (
+            fingerprint,
+            evaluate_test,
+        )
+        yield path, checkpoint if ours else None
+
+
 def folder_checkpoints(
     folder: str | Path, fingerprint: str, evaluate_test: bool
 ) -> list[ChunkCheckpoint]:
@@ -143,27 +168,18 @@ def folder_checkpoints(
     that read (or do not read) their test accuracy, is removed with a
     warning; so are unfinished ``.partial`` writes.
     """
-    directory = Path(folder) / CHECKPOINT_DIR
-    if not directory.is_dir():
-        return []
-    for partial in directory.glob("*.pt.partial"):
+    for partial in (Path(folder) / CHECKPOINT_DIR).glob("*.pt.partial"):
         partial.unlink()
     found = []
-    for path in sorted(directory.glob("*.pt")):
-        try:
-            checkpoint = load_checkpoint(path)
-        except ValueError as error:
-            logger.warning("removing %s", error)
-            remove_checkpoint(path)
+    for path, checkpoint in _scan(folder, fingerprint, evaluate_test):
+        if isinstance(checkpoint, ChunkCheckpoint):
+            found.append(checkpoint)
             continue
-        if (checkpoint.fingerprint, checkpoint.evaluate_test) != (
-            fingerprint,
-            evaluate_test,
-        ):
+        if checkpoint is None:
             logger.warning("removing %s: saved for other runs", path)
-            remove_checkpoint(path)
-            continue
-        found.append(checkpoint)
+        else:
+            logger.warning("removing %s", checkpoint)
+        remove_checkpoint(path)
     return found
 
 
@@ -175,26 +191,20 @@ def describe_checkpoints(
     Example line: ``checkpoints/0-0.pt: epoch 81, 8 of 10 runs training, 2
     finished rows saved``; a stale file is named as one the next run removes.
     """
-    directory = Path(folder) / CHECKPOINT_DIR
-    if not directory.is_dir():
-        return []
     lines = []
-    for path in sorted(directory.glob("*.pt")):
+    for path, checkpoint in _scan(folder, fingerprint, evaluate_test):
         name = f"{CHECKPOINT_DIR}/{path.name}"
-        try:
-            saved = load_checkpoint(path)
-        except ValueError:
-            lines.append(f"{name}: unreadable, removed by the next run")
-            continue
-        if (saved.fingerprint, saved.evaluate_test) != (fingerprint, evaluate_test):
+        if checkpoint is None:
             lines.append(f"{name}: saved for other runs, removed by the next run")
-            continue
-        training = saved.training
-        lines.append(
-            f"{name}: epoch {training['epoch']}, {len(training['active'])} of "
-            f"{len(saved.keys)} runs training, {len(saved.rows)} finished rows "
-            "saved"
-        )
+        elif isinstance(checkpoint, ValueError):
+            lines.append(f"{name}: unreadable, removed by the next run")
+        else:
+            training = checkpoint.training
+            lines.append(
+                f"{name}: epoch {training['epoch']}, {len(training['active'])} "
+                f"of {len(checkpoint.keys)} runs training, "
+                f"{len(checkpoint.rows)} finished rows saved"
+            )
     return lines
 
 

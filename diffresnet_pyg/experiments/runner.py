@@ -900,7 +900,7 @@ def _prepare(
     folder = Path(config.output)
     for name in SUMMARY_FILES:
         (folder / name).unlink(missing_ok=True)
-    done = {(int(r["split"]), int(r["init"])) for r in load_rows(folder / RUNS_FILE)}
+    done = {_row_key(r) for r in load_rows(folder / RUNS_FILE)}
     work = _resolved(config)
     _, plan = _planned(work)
     _warn_repeated_seeds(config, plan)
@@ -967,6 +967,7 @@ def _prepare(
 
 
 def _row_key(row: Mapping[str, Any]) -> tuple[int, int]:
+    """A row's ``(split, init)``."""
     return int(row["split"]), int(row["init"])
 
 
@@ -1421,11 +1422,7 @@ def _plan_point(
     _, plan = _planned(work)
     _warn_repeated_seeds(config, plan)
     rows = read_rows(folder / RUNS_FILE) if folder.is_dir() else []
-    finished = {
-        (int(r["split"]), int(r["init"])): r
-        for r in rows
-        if (int(r["split"]), int(r["init"])) in plan
-    }
+    finished = {_row_key(r): r for r in rows if _row_key(r) in plan}
     pending = [run for key, run in plan.items() if key not in finished]
     batch = config.train.batch_members if config.model.spec.batchable else 1
     chunks = list(_chunks(pending, batch))

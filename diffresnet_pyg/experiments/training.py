@@ -473,11 +473,9 @@ def train_members(
         keep = torch.as_tensor(resume["active"], dtype=torch.long)
         if keep.numel() < num_members:
             opt = _select_members(model, opt, keep.to(snapshots[0].device))
-            device_keep = keep.to(train_idx.device)
-            train_idx, val_idx = train_idx[device_keep], val_idx[device_keep]
-            y_train, y_val = y_train[device_keep], y_val[device_keep]
-            if test_idx is not None:
-                test_idx, y_test = test_idx[device_keep], y_test[device_keep]
+            train_idx, val_idx, y_train, y_val, test_idx, y_test = _member_rows(
+                keep, train_idx, val_idx, y_train, y_val, test_idx, y_test
+            )
         active = keep
         model.load_state_dict(resume["model"])
         opt.load_state_dict(resume["optimizer"])
@@ -597,17 +595,20 @@ def train_members(
         keep = torch.nonzero(~finished).flatten()
         if keep.numel() == 0:
             break
-        device_keep = keep.to(train_idx.device)
         opt = _select_members(model, opt, keep.to(snapshots[0].device))
         snapshots = [s[keep.to(s.device)] for s in snapshots]
         stopper.select(keep)
         active, ckpt_epoch = active[keep], ckpt_epoch[keep]
         ckpt_loss, ckpt_acc = ckpt_loss[keep], ckpt_acc[keep]
-        train_idx, val_idx = train_idx[device_keep], val_idx[device_keep]
-        y_train, y_val = y_train[device_keep], y_val[device_keep]
-        if test_idx is not None:
-            test_idx, y_test = test_idx[device_keep], y_test[device_keep]
+        train_idx, val_idx, y_train, y_val, test_idx, y_test = _member_rows(
+            keep, train_idx, val_idx, y_train, y_val, test_idx, y_test
+        )
     return [r for r in results if r is not None]
+
+
+def _member_rows(keep: Tensor, *tensors: Tensor | None) -> list[Tensor | None]:
+    """The rows ``keep`` (members) of each ``[B, ...]`` tensor; :obj:`None` stays."""
+    return [None if t is None else t[keep.to(t.device)] for t in tensors]
 
 
 def _streams(model: Module) -> list[MemberStream]:

@@ -76,6 +76,23 @@ def interrupt_at(monkeypatch, call: int) -> None:
     monkeypatch.setattr(training.EarlyStopping, "step", interrupted)
 
 
+def interrupted_run(tmp_path, fake_root, monkeypatch, call, minutes=1e-9, patch=None):
+    """Run the study into ``tmp_path/res`` and interrupt it at epoch end ``call``.
+
+    ``patch(monkeypatch_context)`` may patch more for the interrupted run.
+    Returns the folder and the config.
+    """
+    out = tmp_path / "res"
+    config = load_config(write_config(tmp_path / "c.yaml", fake_root, out, minutes))
+    with monkeypatch.context() as context:
+        if patch is not None:
+            patch(context)
+        interrupt_at(context, call)
+        with pytest.raises(Interrupt):
+            run_experiment(config, progress=False)
+    return out, config
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, fake_root):
     tmp = tmp_path_factory.mktemp("uninterrupted")
@@ -91,12 +108,9 @@ def test_an_interrupted_chunk_resumes_with_the_same_rows(
     tmp_path, fake_root, uninterrupted, monkeypatch
 ):
     first = min(r["epochs"] for r in uninterrupted.values())
-    out = tmp_path / "res"
-    config = load_config(write_config(tmp_path / "c.yaml", fake_root, out, 1e-9))
-    with monkeypatch.context() as patch:
-        interrupt_at(patch, first + 2)  # after a run finished, before the others
-        with pytest.raises(Interrupt):
-            run_experiment(config, progress=False)
+    out, config = interrupted_run(
+        tmp_path, fake_root, monkeypatch, first + 2
+    )  # after a run finished, before the others
     saved = load_checkpoint(checkpoint_path(out, [(0, 0)]))
     assert saved.training["epoch"] == first + 1
     assert len(saved.rows) == len(runs(out)) >= 1  # finished runs were written
@@ -113,12 +127,7 @@ def test_rows_only_in_the_checkpoint_are_recovered(
     """A worker process killed mid-chunk never returned its finished rows:
     the next command takes them from the checkpoint."""
     first = min(r["epochs"] for r in uninterrupted.values())
-    out = tmp_path / "res"
-    config = load_config(write_config(tmp_path / "c.yaml", fake_root, out, 1e-9))
-    with monkeypatch.context() as patch:
-        interrupt_at(patch, first + 2)
-        with pytest.raises(Interrupt):
-            run_experiment(config, progress=False)
+    out, config = interrupted_run(tmp_path, fake_root, monkeypatch, first + 2)
     (out / "runs.jsonl").write_text("")
     run_experiment(config, progress=False)
     assert runs(out) == uninterrupted
@@ -127,24 +136,14 @@ def test_rows_only_in_the_checkpoint_are_recovered(
 def test_a_checkpoint_before_any_run_finished(
     tmp_path, fake_root, uninterrupted, monkeypatch
 ):
-    out = tmp_path / "res"
-    config = load_config(write_config(tmp_path / "c.yaml", fake_root, out, 1e-9))
-    with monkeypatch.context() as patch:
-        interrupt_at(patch, 3)
-        with pytest.raises(Interrupt):
-            run_experiment(config, progress=False)
+    out, config = interrupted_run(tmp_path, fake_root, monkeypatch, 3)
     assert load_checkpoint(checkpoint_path(out, [(0, 0)])).training["epoch"] == 2
     run_experiment(config, progress=False)
     assert runs(out) == uninterrupted
 
 
 def test_without_checkpoints_nothing_is_saved(tmp_path, fake_root, monkeypatch):
-    out = tmp_path / "res"
-    config = load_config(write_config(tmp_path / "c.yaml", fake_root, out, None))
-    with monkeypatch.context() as patch:
-        interrupt_at(patch, 5)
-        with pytest.raises(Interrupt):
-            run_experiment(config, progress=False)
+    out, _ = interrupted_run(tmp_path, fake_root, monkeypatch, 5, minutes=None)
     assert not (out / CHECKPOINT_DIR).exists()
 
 
@@ -187,19 +186,21 @@ def test_a_run_finished_after_the_last_save_is_not_written_twice(
     from diffresnet_pyg.experiments import runner
 
     first = min(r["epochs"] for r in uninterrupted.values())
-    out = tmp_path / "res"
-    config = load_config(write_config(tmp_path / "c.yaml", fake_root, out, 1e-9))
     save = runner.save_checkpoint
 
     def save_until_first(path, **saved):
         if saved["training"]["epoch"] < first:
             save(path, **saved)
 
-    with monkeypatch.context() as patch:
-        patch.setattr(runner, "save_checkpoint", save_until_first)
-        interrupt_at(patch, first + 2)
-        with pytest.raises(Interrupt):
-            run_experiment(config, progress=False)
+    out, config = interrupted_run(
+        tmp_path,
+        fake_root,
+        monkeypatch,
+        first + 2,
+        patch=lambda context: context.setattr(
+            runner, "save_checkpoint", save_until_first
+        ),
+    )
     saved = load_checkpoint(checkpoint_path(out, [(0, 0)]))
     assert saved.training["epoch"] == first - 1 and saved.rows == []
     assert len(runs(out)) >= 1
@@ -215,12 +216,7 @@ def test_a_shrunk_protocol_keeps_the_saved_rows_and_drops_the_chunk(
     import dataclasses
 
     first = min(r["epochs"] for r in uninterrupted.values())
-    out = tmp_path / "res"
-    config = load_config(write_config(tmp_path / "c.yaml", fake_root, out, 1e-9))
-    with monkeypatch.context() as patch:
-        interrupt_at(patch, first + 2)
-        with pytest.raises(Interrupt):
-            run_experiment(config, progress=False)
+    out, config = interrupted_run(tmp_path, fake_root, monkeypatch, first + 2)
     saved = load_checkpoint(checkpoint_path(out, [(0, 0)]))
     (out / "runs.jsonl").write_text("")  # as if a worker process had died
     smaller = dataclasses.replace(
@@ -245,12 +241,7 @@ def test_a_dry_run_lists_the_checkpoints_and_writes_nothing(
 ):
     from diffresnet_pyg.experiments.runner import format_plan, plan_experiment
 
-    out = tmp_path / "res"
-    config = load_config(write_config(tmp_path / "c.yaml", fake_root, out, 1e-9))
-    with monkeypatch.context() as patch:
-        interrupt_at(patch, 4)
-        with pytest.raises(Interrupt):
-            run_experiment(config, progress=False)
+    out, config = interrupted_run(tmp_path, fake_root, monkeypatch, 4)
     (out / CHECKPOINT_DIR / "9-9.pt").write_bytes(b"junk")
     before = sorted((p.name, p.stat().st_mtime) for p in out.rglob("*"))
     text = format_plan(plan_experiment(config, probe_epochs=1))

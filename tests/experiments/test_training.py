@@ -373,26 +373,21 @@ def test_resuming_a_checkpoint_gives_the_uninterrupted_run(graph, kind):
 
 
 def test_checkpoints_are_spaced_and_resume_is_checked(graph):
-    states = []
-    run_members(
-        _gat_members([1, 2]),
-        graph,
-        2,
-        max_epochs=5,
-        patience=50,
-        on_checkpoint=states.append,
-        checkpoint_seconds=3600.0,
-    )
-    assert states == []
-    run_members(
-        _gat_members([1, 2]),
-        graph,
-        2,
-        max_epochs=5,
-        patience=50,
-        on_checkpoint=states.append,
-        checkpoint_seconds=0.0,
-    )
+    def checkpoints(seconds):
+        states = []
+        run_members(
+            _gat_members([1, 2]),
+            graph,
+            2,
+            max_epochs=5,
+            patience=50,
+            on_checkpoint=states.append,
+            checkpoint_seconds=seconds,
+        )
+        return states
+
+    assert checkpoints(3600.0) == []
+    states = checkpoints(0.0)
     assert [s["epoch"] for s in states] == [1, 2, 3, 4]
     with pytest.raises(ValueError, match="state of 2 members, the model has 3"):
         run_members(_gat_members([1, 2, 3]), graph, 3, max_epochs=5, resume=states[0])
